@@ -1,0 +1,66 @@
+//! `seqlab info`: the build (version, CUDA support) and a check of a `--device` choice.
+
+use seqlab_tensor::candle_core::DeviceLocation;
+use seqlab_tensor::{cuda_compiled, select_device, DeviceChoice};
+
+/// Show the build and check that a compute device can be opened.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Device to check: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Prints the seqlab version and whether CUDA support is compiled in, then opens the requested
+/// device; failing to parse or open it is the command's error (one line, exit status 1).
+pub fn run(args: InfoArgs) -> anyhow::Result<()> {
+    println!("seqlab {}", env!("CARGO_PKG_VERSION"));
+    if cuda_compiled() {
+        println!("CUDA support: compiled in");
+    } else {
+        println!(
+            "CUDA support: not compiled in (build with `cargo build --release --features cuda`)"
+        );
+    }
+    let choice: DeviceChoice = args.device.parse()?;
+    let device = select_device(choice)?;
+    let place = match device.location() {
+        DeviceLocation::Cpu => "host CPU".to_string(),
+        DeviceLocation::Cuda { gpu_id } => format!("CUDA GPU {gpu_id}"),
+        DeviceLocation::Metal { gpu_id } => format!("Metal GPU {gpu_id}"),
+    };
+    println!("device {choice}: ok ({place})");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(device: &str) -> anyhow::Result<()> {
+        run(InfoArgs {
+            device: device.to_string(),
+        })
+    }
+
+    #[test]
+    fn cpu_is_fine() {
+        info("cpu").unwrap();
+    }
+
+    #[test]
+    fn unknown_device_is_one_line_listing_valid_values() {
+        let msg = format!("{:#}", info("gpu").unwrap_err());
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.contains("`cpu`, `cuda` or `cuda:N`"), "{msg}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_support_says_how_to_build_it() {
+        let msg = format!("{:#}", info("cuda").unwrap_err());
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.contains("no CUDA support"), "{msg}");
+        assert!(msg.contains("--features cuda"), "{msg}");
+    }
+}

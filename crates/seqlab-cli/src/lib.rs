@@ -1,0 +1,55 @@
+//! The `seqlab` command-line tool: one binary for data preparation, tokenizers, and (as their
+//! issues land) training, generation, audio, diffusion and speculative decoding.
+//!
+//! Every command returns `anyhow::Result`; [`main`] prints a failure as one line on stderr and
+//! exits with status 1 (clap's own usage errors exit with 2).
+
+mod info;
+mod prepare;
+mod tokenizer_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// seqlab: state-space models, discrete diffusion LMs and speculative decoding, in Rust.
+#[derive(Debug, Parser)]
+#[command(
+    name = "seqlab",
+    version,
+    about,
+    long_about = "seqlab: state-space models (S4, S4D, Mamba), discrete diffusion language models \
+                  and big-little speculative decoding, in Rust, on CPU and GPU.",
+    after_help = "Run `seqlab <COMMAND> --help` for the options of one command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Turn text files or a WAV folder into memory-mapped token shards.
+    Prepare(prepare::PrepareArgs),
+    /// Train, inspect and apply tokenizers.
+    Tokenizer(tokenizer_cmd::TokenizerArgs),
+    /// Show the build, the compute devices and check a `--device` choice.
+    Info(info::InfoArgs),
+}
+
+/// Parse the command line, run the command, and turn any error into one line and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Prepare(args) => prepare::run(args),
+        Command::Tokenizer(args) => tokenizer_cmd::run(args),
+        Command::Info(args) => info::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` joins the context chain on one line: "cannot read x: No such file".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

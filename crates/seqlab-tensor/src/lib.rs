@@ -1,0 +1,29 @@
+//! seqlab's shared tensor layer.
+//!
+//! - [`device`]: `--device cpu|cuda|cuda:N` → a candle [`Device`](candle_core::Device), with clear
+//!   errors when CUDA is not compiled in or no GPU/driver is present.
+//! - [`dtype`]: `f32|f16|bf16|f64` names → candle dtypes; conversion to the compute dtype.
+//! - [`checkpoint`]: safetensors I/O that checks names, shapes and dtypes (first mismatch by
+//!   name), reads headers cheaply, and saves atomically.
+//! - [`sampling`], [`categorical`], [`no_repeat`]: log-softmax, temperature, top-k, top-p,
+//!   repetition-free greedy and categorical draws, all in f64.
+
+pub mod categorical;
+pub mod checkpoint;
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod no_repeat;
+pub mod sampling;
+
+pub use candle_core;
+pub use categorical::{sample_categorical, Categorical};
+pub use checkpoint::{
+    check_file, load, load_checked, load_checked_with, read_header, read_specs, save_atomic,
+    save_atomic_with_metadata, CheckOptions, CheckpointHeader, TensorSpec,
+};
+pub use device::{cuda_compiled, select_device, DeviceChoice};
+pub use dtype::{dtype_name, is_compute_dtype, parse_dtype, to_compute_dtype, DTYPE_NAMES};
+pub use error::{Result, TensorError};
+pub use no_repeat::banned_ngram_tokens;
+pub use sampling::{argmax, log_softmax, softmax, Sampler, SamplerConfig};
