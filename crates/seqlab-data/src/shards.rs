@@ -2,9 +2,9 @@
 //! ids, named `<split>_000.bin`, `<split>_001.bin`, ...; plus `<split>_docs.u64`, the
 //! little-endian `u64` offsets where documents start.
 
-use crate::atomic::{write_atomic, AtomicFile};
 use crate::error::Result;
 use crate::meta::{Dtype, ShardMeta, Split, SplitMeta};
+use seqlab_io::{write_atomic, AtomicFile};
 use std::path::{Path, PathBuf};
 
 /// File name of shard `index` of `split`.

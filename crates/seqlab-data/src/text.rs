@@ -11,14 +11,12 @@
 //! [`TextOptions::shard_tokens`] tokens. `<split>_docs.u64` records where each file's part starts,
 //! so packed-sequence training can find document boundaries.
 
-use crate::atomic::AtomicFile;
 use crate::error::{DataError, Result};
 use crate::meta::{
     created_by, DataKind, Dtype, Meta, Split, Splits, TextMeta, TextSource, TokenizerMeta,
     FORMAT_VERSION,
 };
 use crate::shards::{clear_previous, ShardWriter};
-use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_tokenizer::Tokenizer;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -103,7 +101,7 @@ impl Default for TextOptions {
 pub fn collect_text_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| missing_or_io(input, e))?;
+        let meta = std::fs::metadata(input).map_err(|e| DataError::missing_or_io(input, e))?;
         if meta.is_dir() {
             let mut found = Vec::new();
             walk(input, &mut found, &|p| has_extension(p, "txt"))?;
@@ -147,17 +145,6 @@ pub(crate) fn walk(dir: &Path, out: &mut Vec<PathBuf>, keep: &dyn Fn(&Path) -> b
         }
     }
     Ok(())
-}
-
-/// A "not found" error as [`DataError::MissingFile`], anything else as an I/O error.
-pub(crate) fn missing_or_io(path: &Path, e: std::io::Error) -> DataError {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        DataError::MissingFile {
-            path: path.to_path_buf(),
-        }
-    } else {
-        DataError::io("read", path, e)
-    }
 }
 
 /// How many of a file's `n` tokens go to val: `ceil(n * f)`, at most `n - 1`.
@@ -230,7 +217,7 @@ pub fn prepare_text_inputs(
                 continue;
             }
         };
-        let meta = std::fs::metadata(file).map_err(|e| missing_or_io(file, e))?;
+        let meta = std::fs::metadata(file).map_err(|e| DataError::missing_or_io(file, e))?;
         if meta.is_dir() {
             return Err(DataError::InvalidOption(format!(
                 "{} is a directory; pass files (the CLI expands directories to their *.txt)",
@@ -280,7 +267,7 @@ fn write_text(
     val: &mut ShardWriter,
 ) -> Result<Meta> {
     // Fail on an unwritable directory before the (possibly long) tokenization.
-    AtomicFile::create(&out_dir.join(crate::meta::META_FILE))?;
+    seqlab_io::AtomicFile::create(out_dir.join(crate::meta::META_FILE))?;
 
     let vocab_size = tokenizer.vocab_size();
     let special_ids = tokenizer.special_ids();
@@ -290,19 +277,11 @@ fn write_text(
         None
     };
     let total_bytes: u64 = sizes.iter().sum();
-    let bar = if options.progress {
-        let bar = ProgressBar::new(total_bytes);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} tokenizing [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::progress_bar(
+        options.progress,
+        total_bytes,
+        "{spinner} tokenizing [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+    );
 
     let mut sources = Vec::with_capacity(files.len());
     for (input, &size) in files.iter().zip(sizes) {
@@ -313,9 +292,7 @@ fn write_text(
                 .unwrap_or_default(),
         );
         let bytes: Cow<[u8]> = match input {
-            TextInput::File(path) => {
-                Cow::Owned(std::fs::read(path).map_err(|e| missing_or_io(path, e))?)
-            }
+            TextInput::File(path) => Cow::Owned(seqlab_io::read_bytes(path)?),
             TextInput::Embedded { text, .. } => Cow::Borrowed(text.as_bytes()),
         };
         let (body, bom) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {

@@ -3,9 +3,9 @@
 //! A safetensors file is `u64 LE header length N` + `N bytes of JSON header` + the raw tensor
 //! bytes, each tensor at the `data_offsets` its header entry gives. This module reads the header
 //! on its own (cheap, no tensor data), checks it against what a model expects — names, shapes,
-//! dtypes — and reports the first mismatch by name before any tensor is loaded. Writing goes to a
-//! temporary file in the destination's directory, is flushed to disk, then renamed over the
-//! destination, so a crash never leaves a half-written checkpoint behind.
+//! dtypes — and reports the first mismatch by name before any tensor is loaded. Writing streams
+//! into a [`seqlab_io::AtomicFile`] (a temporary file in the destination's directory, flushed to
+//! disk, then renamed over the destination), so a crash never leaves a half-written checkpoint.
 
 use crate::error::{Result, TensorError};
 use candle_core::{DType, Device, Tensor};
@@ -13,8 +13,8 @@ use safetensors::tensor::{Dtype as StDtype, Metadata, TensorInfo};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 /// Length of the little-endian `u64` that starts every safetensors file.
 const LEN_PREFIX: usize = 8;
@@ -111,14 +111,18 @@ impl RawHeader {
 }
 
 fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => TensorError::CheckpointNotFound {
-            path: path.to_path_buf(),
-        },
-        _ => TensorError::CheckpointRead {
-            path: path.to_path_buf(),
-            source,
-        },
+    seqlab_io::open(path).map_err(|e| {
+        if e.is_not_found() {
+            TensorError::CheckpointNotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            let (_, _, source) = e.into_parts();
+            TensorError::CheckpointRead {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     })
 }
 
@@ -392,10 +396,11 @@ pub fn save_atomic(path: impl AsRef<Path>, tensors: &HashMap<String, Tensor>) ->
 }
 
 /// Writes `tensors` and the string map `metadata` (stored as `__metadata__`) to `path` as
-/// safetensors. The bytes go to a temporary file in the same directory, which is flushed to disk
-/// (`fsync`) and then renamed over `path`: readers see either the old file or the complete new
-/// one, never a partial write. On any error the temporary file is removed and `path` is left
-/// as it was. Tensors may live on any device; they are copied to the host one at a time.
+/// safetensors. The bytes are streamed into a [`seqlab_io::AtomicFile`]: a temporary file in the
+/// same directory, flushed to disk (`fsync`) and then renamed over `path`, so readers see either
+/// the old file or the complete new one, never a partial write. On any error the temporary file
+/// is removed and `path` is left as it was. Tensors may live on any device; they are copied to
+/// the host one at a time.
 pub fn save_atomic_with_metadata(
     path: impl AsRef<Path>,
     tensors: &HashMap<String, Tensor>,
@@ -409,10 +414,6 @@ pub fn save_atomic_with_metadata(
     if path.file_name().is_none() {
         return Err(write_err("the path does not name a file".into()));
     }
-    let dir: PathBuf = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
 
     // Header: safetensors' own layout (descending dtype alignment, then name), so that
     // memory-mapped readers find every tensor aligned.
@@ -457,41 +458,25 @@ pub fn save_atomic_with_metadata(
         .into_bytes();
     header.resize(header.len().next_multiple_of(LEN_PREFIX), b' ');
 
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        ))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            write_err(format!(
-                "cannot create a temporary file in {}: {e}",
-                dir.display()
-            ))
-        })?;
-    {
-        let io = |e: std::io::Error| write_err(e.to_string());
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        w.write_all(&(header.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&header).map_err(io)?;
-        for (_, t, _) in &items {
-            w.write_all(&tensor_bytes(t)?).map_err(io)?;
-        }
-        w.flush().map_err(io)?;
+    let io = |e: seqlab_io::IoError| {
+        write_err(match e.action() {
+            seqlab_io::Action::Create => format!(
+                "cannot create a temporary file in {}: {}",
+                seqlab_io::parent_dir(path).display(),
+                e.io_error()
+            ),
+            _ => e.io_error().to_string(),
+        })
+    };
+    // Dropping `file` on any error below removes the temporary file.
+    let mut file = seqlab_io::AtomicFile::create(path).map_err(io)?;
+    file.write_all(&(header.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    file.write_all(&header).map_err(io)?;
+    for (_, t, _) in &items {
+        file.write_all(&tensor_bytes(t)?).map_err(io)?;
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| write_err(e.to_string()))?;
-    // On failure `persist` hands the temporary file back; dropping it deletes it.
-    tmp.persist(path)
-        .map_err(|e| write_err(e.error.to_string()))?;
-    // Make the rename itself durable; best effort (not every platform can fsync a directory).
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    file.commit().map_err(io)
 }
 
 /// The safetensors dtype for a candle dtype that can be written, or `None` (candle's

@@ -9,7 +9,6 @@
 //! **smaller** than asked. Ties between equally frequent pairs are broken by the pair's ids, so
 //! the same files and options give a byte-identical `tokenizer.json`.
 
-use crate::io::read_text;
 use crate::{HfTokenizer, Result, TokenizerError};
 use std::collections::HashSet;
 use std::path::Path;
@@ -68,7 +67,7 @@ pub fn train_bpe<P: AsRef<Path>>(files: &[P], options: &BpeTrainOptions) -> Resu
     validate(options)?;
     let texts = files
         .iter()
-        .map(|p| read_text(p.as_ref()))
+        .map(|p| Ok(seqlab_io::read_text(p.as_ref())?))
         .collect::<Result<Vec<_>>>()?;
     if texts.iter().all(|t| t.is_empty()) {
         return Err(TokenizerError::EmptyCorpus {

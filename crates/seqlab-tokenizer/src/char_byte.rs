@@ -8,7 +8,6 @@
 //! so `decode(encode(s)) == s` for every text the vocabulary covers. Both save a small JSON
 //! with a type tag, `{"seqlab_tokenizer": "char" | "byte", "version": 1, ...}`.
 
-use crate::io::{atomic_write, read_text};
 use crate::{special, Result, SpecialIds, Tokenizer, TokenizerError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -192,7 +191,7 @@ impl CharTokenizer {
         }
         let texts = files
             .iter()
-            .map(|p| read_text(p.as_ref()))
+            .map(|p| Ok(seqlab_io::read_text(p.as_ref())?))
             .collect::<Result<Vec<_>>>()?;
         if texts.iter().all(|t| t.is_empty()) {
             return Err(TokenizerError::EmptyCorpus {
@@ -296,7 +295,7 @@ impl Tokenizer for CharTokenizer {
             chars: self.chars.iter().map(|c| c.to_string()).collect(),
         };
         let json = serde_json::to_string_pretty(&file).expect("plain data serialises");
-        atomic_write(path, json.as_bytes())
+        Ok(seqlab_io::write_atomic(path, json.as_bytes())?)
     }
 }
 
@@ -409,6 +408,6 @@ impl Tokenizer for ByteTokenizer {
             special_tokens: self.specials.clone(),
         };
         let json = serde_json::to_string_pretty(&file).expect("plain data serialises");
-        atomic_write(path, json.as_bytes())
+        Ok(seqlab_io::write_atomic(path, json.as_bytes())?)
     }
 }

@@ -3,6 +3,7 @@
 //! Each message is one complete line, the underlying cause included (`cannot read x.json: No such
 //! file or directory`), so the causes are not chained again through `Error::source`.
 
+use seqlab_io::{Action, IoError, ReadTextError};
 use std::path::PathBuf;
 
 /// Everything that can go wrong when loading, training, saving or applying a tokenizer.
@@ -76,4 +77,27 @@ pub enum TokenizerError {
         "character {ch:?} at byte offset {offset} is not in the vocabulary (and it has no <unk>)"
     )]
     UnknownChar { ch: char, offset: usize },
+}
+
+impl From<IoError> for TokenizerError {
+    /// Failed reads become [`TokenizerError::Read`]; failed atomic writes (create, write, rename)
+    /// become [`TokenizerError::Write`] naming the target.
+    fn from(e: IoError) -> Self {
+        let (action, path, error) = e.into_parts();
+        match action {
+            Action::Open | Action::Read => TokenizerError::Read { path, error },
+            Action::Create | Action::Write | Action::Rename => {
+                TokenizerError::Write { path, error }
+            }
+        }
+    }
+}
+
+impl From<ReadTextError> for TokenizerError {
+    fn from(e: ReadTextError) -> Self {
+        match e {
+            ReadTextError::Io(e) => e.into(),
+            ReadTextError::NotUtf8 { path, offset } => TokenizerError::NotUtf8 { path, offset },
+        }
+    }
 }

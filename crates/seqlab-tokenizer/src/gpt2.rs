@@ -8,7 +8,6 @@
 //! - `<|endoftext|>` (50256) as a special added token: it is matched in text and is the
 //!   EOS/BOS id. (tiktoken instead refuses it in text unless allowed; HF behaviour is kept.)
 
-use crate::io::read_text;
 use crate::{HfTokenizer, Result, TokenizerError};
 use std::path::Path;
 use tokenizers::models::bpe::{Vocab, BPE};
@@ -51,7 +50,7 @@ pub(crate) fn from_files(encoder_json: &Path, vocab_bpe: &Path) -> Result<HfToke
 
 /// `encoder.json`: one flat JSON object, token string -> id.
 pub(crate) fn read_encoder(path: &Path) -> Result<Vocab> {
-    let text = read_text(path)?;
+    let text = seqlab_io::read_text(path)?;
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&text).map_err(|error| TokenizerError::Json {
             path: path.to_path_buf(),
@@ -72,7 +71,7 @@ pub(crate) fn read_encoder(path: &Path) -> Result<Vocab> {
 
 /// `vocab.bpe`: a `#version` header, then one merge `left right` per line, by rank.
 fn read_merges(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = read_text(path)?;
+    let text = seqlab_io::read_text(path)?;
     let mut merges = Vec::with_capacity(50_000);
     for (i, line) in text.lines().enumerate() {
         if line.starts_with("#version") || line.is_empty() {

@@ -1,7 +1,6 @@
 //! [`HfTokenizer`]: any Hugging Face `tokenizer.json` (byte-level BPE such as GPT-2 and GPT-NeoX,
 //! but also WordPiece, WordLevel and Unigram files), wrapped behind seqlab's [`Tokenizer`] trait.
 
-use crate::io::{atomic_write, read_text};
 use crate::{special, Result, SpecialIds, Tokenizer, TokenizerError};
 use std::path::Path;
 use tokenizers::models::ModelWrapper;
@@ -35,7 +34,7 @@ impl std::fmt::Debug for HfTokenizer {
 impl HfTokenizer {
     /// Load a `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = read_text(path)?;
+        let text = seqlab_io::read_text(path)?;
         Self::from_json_str(&text, path)
     }
 
@@ -168,6 +167,6 @@ impl Tokenizer for HfTokenizer {
     /// Writes a standard, pretty-printed `tokenizer.json` that HF `tokenizers` reads.
     fn save(&self, path: &Path) -> Result<()> {
         let json = self.to_json(true)?;
-        atomic_write(path, json.as_bytes())
+        Ok(seqlab_io::write_atomic(path, json.as_bytes())?)
     }
 }

@@ -23,7 +23,6 @@ mod char_byte;
 mod error;
 mod gpt2;
 mod hf;
-mod io;
 mod load;
 mod mulaw;
 mod special;

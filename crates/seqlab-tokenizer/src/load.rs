@@ -1,7 +1,6 @@
 //! [`load`](crate::load): open any tokenizer file, telling the formats apart by content.
 
 use crate::char_byte::{ByteFile, CharFile};
-use crate::io::read_text;
 use crate::{ByteTokenizer, CharTokenizer, HfTokenizer, Result, Tokenizer, TokenizerError};
 use serde_json::Value;
 use std::path::Path;
@@ -15,7 +14,7 @@ const MERGES_NAMES: &[&str] = &["vocab.bpe", "merges.txt"];
 /// - a flat object of string -> integer: GPT-2's `encoder.json`, with `vocab.bpe` (or
 ///   `merges.txt`) from the same folder.
 pub(crate) fn load(path: &Path) -> Result<Box<dyn Tokenizer>> {
-    let text = read_text(path)?;
+    let text = seqlab_io::read_text(path)?;
     let value: Value = serde_json::from_str(&text).map_err(|error| TokenizerError::Json {
         path: path.to_path_buf(),
         error,

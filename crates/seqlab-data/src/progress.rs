@@ -1,0 +1,18 @@
+//! The progress bar shared by the `prepare_*` functions.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A bar of `len` units drawn on stderr (only when stderr is a terminal) with the indicatif
+/// `template`, its `{bar}` filled as `==>  `; a hidden bar when `show` is false.
+pub(crate) fn progress_bar(show: bool, len: u64, template: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,41 @@
+//! seqlab-ssm: state-space sequence layers on CPU.
+//!
+//! This pass holds the kernels of Mamba (Gu & Dao 2023) that everything above builds on:
+//!
+//! - [`selective_scan`]: the selective scan x_t = exp(Δ_t A) ⊙ x_{t−1} + Δ_t B_t u_t,
+//!   y_t = C_t·x_t, forward and backward, with every option of `mamba_ssm`'s
+//!   `selective_scan_ref` (D skip, z gate, δ bias + softplus, input-dependent / grouped /
+//!   constant B and C, complex A, last state) plus an initial state (chunked prefill, state
+//!   passing) and `seq_idx` resets for packed sequences. Generic over f32 / f64 ([`Float`]).
+//! - [`causal_conv1d`]: Mamba's depthwise causal conv1d (with optional SiLU), forward, backward,
+//!   the one-token update with a rolling conv state, and the conv state after a prefill.
+//! - [`state_update`]: one recurrent step of the SSM (`selective_state_update_ref`), with heads
+//!   and groups as in Mamba-2.
+//! - [`candle_op`]: the scan as a candle custom op with backward, so `candle_core::Var`s train
+//!   through it.
+//!
+//! Layouts follow the reference (row-major, (batch, dim, len) for sequences); complex tensors
+//! are real buffers with a trailing (re, im) pair. Errors are [`SsmError`]; no function panics on
+//! inconsistent shapes.
+
+pub mod candle_op;
+pub mod causal_conv1d;
+pub mod elem;
+pub mod error;
+pub mod float;
+pub mod selective_scan;
+pub mod state_update;
+
+pub use candle_op::{selective_scan as selective_scan_tensor, ScanTensors};
+pub use causal_conv1d::{
+    causal_conv1d_bwd, causal_conv1d_final_state, causal_conv1d_fwd, causal_conv1d_update,
+    Conv1dArgs, Conv1dDims, Conv1dGrads,
+};
+pub use elem::Cplx;
+pub use error::{Result, SsmError};
+pub use float::Float;
+pub use selective_scan::{
+    selective_scan_bwd, selective_scan_fwd, AMatrix, BcMatrix, ScanArgs, ScanConfig, ScanDims,
+    ScanGrads, ScanOutput, ScanSaved,
+};
+pub use state_update::{selective_state_update, StepArgs, StepDims};
