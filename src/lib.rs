@@ -1,10 +1,15 @@
 //! seqlab: sequence models in Rust.
 //!
 //! This crate re-exports the layers so a user can depend on one crate:
-//! [`tensor`] (devices, checked safetensors I/O, sampling), [`tokenizer`]
-//! (HF tokenizer.json, BPE training, char/byte vocabularies, mu-law audio) and
-//! [`data`] (token shards, memory-mapped seeded batches, audio clips).
+//! [`io`] (atomic writes, careful reads), [`tensor`] (devices, checked safetensors I/O,
+//! sampling), [`tokenizer`] (HF tokenizer.json, BPE training, char/byte vocabularies, mu-law
+//! audio), [`data`] (token shards, memory-mapped seeded batches, audio clips), [`ssm`]
+//! (selective scan, causal conv1d, recurrent steps) and [`lm`] (the Mamba LM, checkpoint
+//! loading, generation).
 
 pub use seqlab_data as data;
+pub use seqlab_io as io;
+pub use seqlab_lm as lm;
+pub use seqlab_ssm as ssm;
 pub use seqlab_tensor as tensor;
 pub use seqlab_tokenizer as tokenizer;

@@ -4,6 +4,7 @@
 //! Every command returns `anyhow::Result`; [`main`] prints a failure as one line on stderr and
 //! exits with status 1 (clap's own usage errors exit with 2).
 
+mod generate;
 mod info;
 mod prepare;
 mod tokenizer_cmd;
@@ -34,6 +35,8 @@ enum Command {
     Tokenizer(tokenizer_cmd::TokenizerArgs),
     /// Show the build, the compute devices and check a `--device` choice.
     Info(info::InfoArgs),
+    /// Generate text with a Mamba LM checkpoint (prefill with the parallel scan, then recurrent steps).
+    Generate(generate::GenerateArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line and exit code 1.
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Prepare(args) => prepare::run(args),
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Info(args) => info::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

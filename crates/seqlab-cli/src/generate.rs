@@ -1,0 +1,223 @@
+//! `seqlab generate`: text generation with a Mamba LM checkpoint (HF or original mamba_ssm
+//! layout). The prompt is prefilled with the parallel selective scan, then each new token is one
+//! recurrent step; tokens are chosen greedily or sampled (temperature / top-k / top-p, seeded).
+//!
+//! Output: the generated text streamed to stdout (ids when there is no tokenizer) and a timing
+//! line on stderr; or, with `--json`, exactly one JSON object
+//! `{"prompt_ids":[…],"generated_ids":[…],"text":…,"prefill_ms":…,"decode_tokens_per_s":…}`
+//! (`text` is null without a tokenizer).
+
+use anyhow::{bail, Context};
+use seqlab_lm::{generate, GenerateConfig, MambaLm};
+use seqlab_tensor::{DeviceChoice, SamplerConfig};
+use seqlab_tokenizer::Tokenizer;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Generate text with a Mamba LM.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Model directory: config.json + model.safetensors (or model.safetensors.index.json and
+    /// its shards), Hugging Face or original mamba_ssm layout.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Prompt text (needs a tokenizer: tokenizer.json in the model directory, or --tokenizer).
+    #[arg(
+        long,
+        conflicts_with = "prompt_ids",
+        required_unless_present = "prompt_ids"
+    )]
+    prompt: Option<String>,
+    /// Prompt as comma-separated token ids, e.g. `1,2,3`.
+    #[arg(long, value_name = "IDS")]
+    prompt_ids: Option<String>,
+    /// Tokenizer file (default: tokenizer.json in the model directory, when present).
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
+    /// Most tokens to generate.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_new_tokens: usize,
+    /// Greedy decoding (argmax; the default unless a sampling option is given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
+    greedy: bool,
+    /// Sampling temperature (> 0).
+    #[arg(long, value_name = "T")]
+    temperature: Option<f64>,
+    /// Keep only the K most likely tokens.
+    #[arg(long, value_name = "K")]
+    top_k: Option<usize>,
+    /// Nucleus sampling: keep the most likely tokens up to mass P, in (0, 1].
+    #[arg(long, value_name = "P")]
+    top_p: Option<f64>,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after generating this id (repeat or comma-separate for several). The tokenizer's
+    /// (else the config's) end-of-sequence id is a stop id unless --ignore-eos.
+    #[arg(long = "stop-id", value_name = "ID", value_delimiter = ',')]
+    stop_ids: Vec<u32>,
+    /// Do not stop at the end-of-sequence token.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+    /// Compute device (the Mamba LM runs on the CPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Parses `1,2,3` (spaces allowed) into ids.
+fn parse_ids(s: &str) -> anyhow::Result<Vec<u32>> {
+    let ids = s
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u32>()
+                .with_context(|| format!("--prompt-ids: `{t}` is not a token id"))
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    if ids.is_empty() {
+        bail!("--prompt-ids is empty: give at least one token id");
+    }
+    Ok(ids)
+}
+
+/// Runs `seqlab generate`.
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let choice: DeviceChoice = args.device.parse()?;
+    if choice.is_cuda() {
+        bail!("device `{choice}`: the Mamba LM runs on the CPU only for now; use `--device cpu`");
+    }
+    let sampler = if args.greedy
+        || (args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none())
+    {
+        SamplerConfig::greedy()
+    } else {
+        SamplerConfig {
+            temperature: args.temperature.unwrap_or(1.0),
+            top_k: args.top_k,
+            top_p: args.top_p,
+            ..SamplerConfig::default()
+        }
+    };
+    sampler.validate()?;
+    let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
+
+    let model = MambaLm::load(&args.model)?;
+    let tok_path = args
+        .tokenizer
+        .clone()
+        .or_else(|| Some(args.model.join("tokenizer.json")).filter(|p| p.is_file()));
+    let tokenizer: Option<Box<dyn Tokenizer>> = match &tok_path {
+        Some(p) => Some(seqlab_tokenizer::load(p)?),
+        None => None,
+    };
+    let prompt = match (prompt_ids, &args.prompt, &tokenizer) {
+        (Some(ids), _, _) => ids,
+        (None, Some(text), Some(tok)) => tok.encode(text)?,
+        (None, Some(_), None) => bail!(
+            "--prompt needs a tokenizer, but {} has no tokenizer.json; pass --tokenizer FILE or give --prompt-ids",
+            args.model.display()
+        ),
+        (None, None, _) => bail!("give --prompt TEXT or --prompt-ids IDS"),
+    };
+    if prompt.is_empty() {
+        bail!("the prompt encodes to no tokens");
+    }
+
+    let mut stop_ids = args.stop_ids.clone();
+    if !args.ignore_eos {
+        let eos = tokenizer
+            .as_ref()
+            .and_then(|t| t.special_ids().eos)
+            .or(model.config().eos_token_id);
+        stop_ids.extend(eos);
+    }
+    let cfg = GenerateConfig {
+        max_new_tokens: args.max_new_tokens,
+        sampler,
+        seed: args.seed,
+        stop_ids,
+        vocab_limit: tokenizer
+            .as_ref()
+            .map(|t| t.vocab_size())
+            .filter(|&v| v < model.vocab_size()),
+    };
+
+    // `Stdout` (not a lock) so the callback is `Send`: the decode loop may run on another thread.
+    let mut so = std::io::stdout();
+    let mut io_err: Option<std::io::Error> = None;
+    let mut so_far: Vec<u32> = Vec::new();
+    let mut printed = String::new();
+    let out = generate(&model, &prompt, &cfg, |id| {
+        if args.json || io_err.is_some() {
+            return Ok(());
+        }
+        so_far.push(id);
+        let piece = match &tokenizer {
+            // Decode everything so far and print the new suffix: byte-level BPE pieces may
+            // split a UTF-8 character.
+            Some(t) => match t.decode(&so_far) {
+                Ok(text) if text.starts_with(&printed) && !text.ends_with('\u{FFFD}') => {
+                    let new = text[printed.len()..].to_string();
+                    printed = text;
+                    new
+                }
+                _ => String::new(),
+            },
+            None => format!("{}{id}", if so_far.len() > 1 { " " } else { "" }),
+        };
+        if let Err(e) = so.write_all(piece.as_bytes()).and_then(|_| so.flush()) {
+            io_err = Some(e);
+        }
+        Ok(())
+    })?;
+    if let Some(e) = io_err {
+        return Err(e).context("cannot write to stdout");
+    }
+    let text = match &tokenizer {
+        Some(t) => Some(t.decode(&out.generated_ids)?),
+        None => None,
+    };
+    if args.json {
+        let line = format!(
+            "{{\"prompt_ids\":{},\"generated_ids\":{},\"text\":{},\"prefill_ms\":{},\"decode_tokens_per_s\":{}}}",
+            serde_json::to_string(&prompt)?,
+            serde_json::to_string(&out.generated_ids)?,
+            serde_json::to_string(&text)?,
+            serde_json::to_string(&out.prefill_ms)?,
+            serde_json::to_string(&out.decode_tokens_per_s)?,
+        );
+        writeln!(so, "{line}").context("cannot write to stdout")?;
+    } else {
+        if let Some(text) = &text {
+            // Whatever the streaming held back (a trailing partial character).
+            if let Some(rest) = text.strip_prefix(printed.as_str()) {
+                write!(so, "{rest}").context("cannot write to stdout")?;
+            }
+        }
+        writeln!(so).context("cannot write to stdout")?;
+        eprintln!(
+            "prefill {} tokens: {:.2} ms; decode: {} tokens, {:.1} tokens/s",
+            prompt.len(),
+            out.prefill_ms,
+            out.generated_ids.len(),
+            out.decode_tokens_per_s
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_ids_parse() {
+        assert_eq!(parse_ids("1, 2,3").unwrap(), vec![1, 2, 3]);
+        assert!(parse_ids("1,x").unwrap_err().to_string().contains("`x`"));
+        assert!(parse_ids(" , ").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The Mamba language model (Gu & Dao 2023): configuration, checkpoint loading, forward passes.
+//!
+//! - [`config`]: HF `MambaConfig` and original `mamba_ssm` configs → one [`MambaConfig`];
+//! - [`weights`]: the checked loader (HF / original names, single file or sharded index);
+//! - [`ops`]: RMSNorm, linear layers and layout transposes;
+//! - [`state`]: the recurrent cache (conv + SSM state per layer);
+//! - [`model`]: the block and the LM — parallel forward, prefill, recurrent step.
+
+pub mod config;
+pub mod model;
+pub mod ops;
+pub mod state;
+pub mod weights;
+
+pub use config::{MambaConfig, MambaLayout};
+pub use model::{LogitsMode, MambaLm, MambaOutput};
+pub use state::MambaState;

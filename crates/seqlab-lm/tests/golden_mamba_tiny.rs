@@ -1,0 +1,156 @@
+//! Parity of the Mamba LM with HF transformers' `MambaForCausalLM` on the mamba-tiny golden
+//! checkpoint. Data-driven: every tensor listed under `golden_tensors` in golden.json is checked,
+//! and a field this test does not know fails it (nothing is skipped silently).
+//!
+//! Directory: see `common::golden_dir` (`SEQLAB_GOLDEN_DIR`, else `<repo>/tests/golden/mamba-tiny`).
+
+mod common;
+
+use common::*;
+use seqlab_lm::{generate, GenerateConfig, LogitsMode, MambaLm};
+
+/// Max abs error allowed on logits, hidden states and cached states.
+const TOL: f32 = 1e-4;
+
+#[test]
+fn golden_mamba_tiny_every_field() {
+    let dir = golden_dir();
+    let meta = golden_json(&dir);
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).expect("load mamba-tiny");
+    let cfg = model.config().clone();
+    let prompt = ids(&g["input_ids"]);
+    let plen = prompt.len();
+    let v = cfg.vocab_size;
+
+    let fwd = model
+        .forward_with(&prompt, 1, None, LogitsMode::All, true)
+        .unwrap();
+    let logits = f32s(&fwd.logits.unwrap());
+    let hidden = fwd.hidden_states.unwrap();
+    let (_, state) = model.prefill(&prompt, 1, LogitsMode::Skip).unwrap();
+
+    let gen_ids = ids(&g["generated_ids"]);
+    let out = generate(
+        &model,
+        &prompt,
+        &GenerateConfig {
+            max_new_tokens: gen_ids.len(),
+            ..GenerateConfig::default()
+        },
+        |_| Ok(()),
+    )
+    .unwrap();
+
+    // Step logits: step 0 from the prefill, step j ≥ 1 after feeding generated token j − 1.
+    let mut step_logits: Vec<f32> = logits[(plen - 1) * v..].to_vec();
+    let mut st = state.clone();
+    for &id in &gen_ids[..gen_ids.len() - 1] {
+        step_logits.extend(f32s(&model.step(&mut st, &[id]).unwrap()));
+    }
+
+    let fields = meta["golden_tensors"].as_object().expect("golden_tensors");
+    let mut report = Vec::new();
+    for (name, spec) in fields {
+        let shape: Vec<usize> = spec["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let gt = &g[name.as_str()];
+        assert_eq!(gt.dims(), shape.as_slice(), "{name}: shape in golden.json");
+        let err = if name == "input_ids" {
+            0.0 // the prompt itself: the input of every other check
+        } else if name == "logits" {
+            max_abs(name, &logits, &f32s(gt))
+        } else if name == "step_logits" {
+            max_abs(name, &step_logits, &f32s(gt))
+        } else if name == "generated_ids" {
+            assert_eq!(out.generated_ids, gen_ids, "greedy tokens differ");
+            0.0
+        } else if name == "full_sequence" {
+            let mut full = prompt.clone();
+            full.extend(&out.generated_ids);
+            assert_eq!(full, ids(gt), "full_sequence");
+            0.0
+        } else if let Some(i) = name.strip_prefix("hidden_states.") {
+            let i: usize = i.parse().unwrap();
+            max_abs(name, &hidden[i], &f32s(gt))
+        } else if let Some(l) = name.strip_prefix("prefill_conv_state.") {
+            let l: usize = l.parse().unwrap();
+            max_abs(name, &state.conv[l], &f32s(gt))
+        } else if let Some(l) = name.strip_prefix("prefill_ssm_state.") {
+            let l: usize = l.parse().unwrap();
+            max_abs(name, &state.ssm[l], &f32s(gt))
+        } else {
+            panic!("golden field `{name}` is not checked by this test: add a check for it");
+        };
+        report.push(format!("{name}: max abs {err:.3e}"));
+        assert!(err <= TOL, "{name}: max abs error {err} > {TOL}");
+    }
+    assert_eq!(
+        hidden.len(),
+        cfg.n_layer + 1,
+        "hidden states per layer + norm_f"
+    );
+    eprintln!("mamba-tiny parity:\n  {}", report.join("\n  "));
+}
+
+#[test]
+fn prefill_then_step_equals_parallel_forward() {
+    let dir = golden_dir();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).unwrap();
+    let v = model.vocab_size();
+    let full = ids(&g["full_sequence"]);
+    // Two rows (the sequence and its reverse) to exercise the batch dimension.
+    let mut rev = full.clone();
+    rev.reverse();
+    let batch: Vec<u32> = full.iter().chain(&rev).copied().collect();
+    let len = full.len();
+    let parallel = f32s(&model.forward(&batch, 2).unwrap());
+
+    for split in [1, 17, 64] {
+        let pre: Vec<u32> = [&full[..split], &rev[..split]].concat();
+        let (last, mut st) = model.prefill(&pre, 2, LogitsMode::Last).unwrap();
+        let last = f32s(&last.unwrap());
+        let mut worst = 0f32;
+        for r in 0..2 {
+            let want = &parallel[(r * len + split - 1) * v..][..v];
+            worst = worst.max(max_abs("prefill last", &last[r * v..][..v], want));
+        }
+        for t in split..len {
+            let step = f32s(&model.step(&mut st, &[full[t], rev[t]]).unwrap());
+            for r in 0..2 {
+                let want = &parallel[(r * len + t) * v..][..v];
+                worst = worst.max(max_abs("step", &step[r * v..][..v], want));
+            }
+        }
+        assert!(worst <= TOL, "split {split}: step vs parallel {worst}");
+    }
+}
+
+#[test]
+fn chunked_prefill_with_state_equals_one_prefill() {
+    let dir = golden_dir();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).unwrap();
+    let full = ids(&g["full_sequence"]);
+    let (one, s_one) = model.prefill(&full, 1, LogitsMode::Last).unwrap();
+    let mut st = model.new_state(1);
+    let mut last = None;
+    for chunk in [&full[..2], &full[2..40], &full[40..]] {
+        last = model
+            .forward_with(chunk, 1, Some(&mut st), LogitsMode::Last, false)
+            .unwrap()
+            .logits;
+    }
+    let e = max_abs("chunked", &f32s(&last.unwrap()), &f32s(&one.unwrap()));
+    assert!(e <= TOL, "chunked prefill logits differ by {e}");
+    assert_eq!(st.seqlen, s_one.seqlen);
+    for l in 0..st.ssm.len() {
+        assert!(max_abs("ssm", &st.ssm[l], &s_one.ssm[l]) <= TOL);
+        assert!(max_abs("conv", &st.conv[l], &s_one.conv[l]) <= TOL);
+    }
+}
