@@ -8,6 +8,7 @@ mod generate;
 mod info;
 mod prepare;
 mod tokenizer_cmd;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Generate text with a Mamba LM checkpoint (prefill with the parallel scan, then recurrent steps).
     Generate(generate::GenerateArgs),
+    /// Train a Mamba LM on a prepared dataset (AdamW, warmup + cosine, checkpoints, --resume).
+    Train(train::TrainArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line and exit code 1.
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Tokenizer(args) => tokenizer_cmd::run(args),
         Command::Info(args) => info::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

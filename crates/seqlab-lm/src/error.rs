@@ -67,6 +67,12 @@ pub enum LmError {
     /// batch size, ...).
     #[error("invalid input: {0}")]
     Input(String),
+    /// Training failed (bad config, data / model mismatch, diverged loss, checkpoint I/O).
+    #[error("{0}")]
+    Train(String),
+    /// The dataset could not be opened or read.
+    #[error(transparent)]
+    Data(#[from] seqlab_data::DataError),
 }
 
 /// `Result` with [`LmError`].

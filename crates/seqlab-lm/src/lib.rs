@@ -11,14 +11,22 @@
 //!   f64 sampler (greedy / temperature / top-k / top-p), stop tokens, a per-token callback and
 //!   timings.
 //!
+//! - [`train`]: training — a candle-autodiff Mamba ([`mamba::TrainMamba`], HF tensor names, packed
+//!   sequences), AdamW, warmup + cosine schedule, clipping, validation, metrics, loss-curve PNG,
+//!   atomic checkpoints and bit-exact resume.
+//!
 //! Errors are [`LmError`]s whose one-line messages name the file, tensor or token involved.
 
 pub mod causal_lm;
 pub mod error;
 pub mod generate;
 pub mod mamba;
+pub mod train;
 
 pub use causal_lm::CausalLm;
 pub use error::{LmError, Result};
 pub use generate::{generate, GenerateConfig, GenerateOutput, StopReason};
-pub use mamba::{LogitsMode, MambaConfig, MambaLayout, MambaLm, MambaOutput, MambaState};
+pub use mamba::{
+    LogitsMode, MambaConfig, MambaDims, MambaLayout, MambaLm, MambaOutput, MambaState, TrainMamba,
+};
+pub use train::{train, TrainConfig, TrainOptions, TrainSummary};

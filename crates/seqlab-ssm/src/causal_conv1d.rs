@@ -363,7 +363,7 @@ pub fn causal_conv1d_update<T: Float>(
         width,
     } = dims;
     let rows = batch * dim;
-    if conv_state.len() % rows != 0 || conv_state.len() / rows + 1 < width {
+    if !conv_state.len().is_multiple_of(rows) || conv_state.len() / rows + 1 < width {
         return Err(SsmError::Shape {
             name: "conv_state",
             shape: format!("(batch={batch}, dim={dim}, S ≥ width-1={})", width - 1),

@@ -304,7 +304,7 @@ impl Sampler {
         vocab: usize,
         histories: &[H],
     ) -> Result<Vec<u32>> {
-        if vocab == 0 || logits.len() % vocab != 0 {
+        if vocab == 0 || !logits.len().is_multiple_of(vocab) {
             return Err(TensorError::BatchShape {
                 reason: format!(
                     "{} logits do not split into rows of vocabulary size {vocab}",

@@ -10,8 +10,10 @@ pub mod config;
 pub mod model;
 pub mod ops;
 pub mod state;
+pub mod train_model;
 pub mod weights;
 
 pub use config::{MambaConfig, MambaLayout};
 pub use model::{LogitsMode, MambaLm, MambaOutput};
 pub use state::MambaState;
+pub use train_model::{cross_entropy, MambaDims, TrainMamba};

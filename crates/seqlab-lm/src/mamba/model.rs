@@ -23,7 +23,7 @@
 use crate::error::{LmError, Result};
 use crate::mamba::config::MambaConfig;
 use crate::mamba::ops::{
-    channel_to_token_major, columns, columns_to_channel_major, linear, rms_norm,
+    channel_to_token_major, columns, columns_to_channel_major, linear, linear_as_tensor, rms_norm,
 };
 use crate::mamba::state::MambaState;
 use crate::mamba::weights::{LayerWeights, MambaWeights};
@@ -360,12 +360,7 @@ impl MambaLm {
     /// `x Eᵀ` (tied) or `x W_headᵀ`: (rows, vocab).
     fn lm_head(&self, x: &[f32], rows: usize) -> Result<Tensor> {
         let w = self.w.lm_head.as_ref().unwrap_or(&self.w.embedding);
-        let v = linear(x, rows, w, None)?;
-        Ok(Tensor::from_vec(
-            v,
-            (rows, self.cfg.vocab_size),
-            &Device::Cpu,
-        )?)
+        linear_as_tensor(x, rows, w, None)
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
@@ -378,7 +373,7 @@ impl MambaLm {
 
     /// Checks a (batch, len) id array and returns len.
     fn check_tokens(&self, tokens: &[u32], batch: usize) -> Result<usize> {
-        if batch == 0 || tokens.is_empty() || tokens.len() % batch != 0 {
+        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
             return Err(LmError::Input(format!(
                 "{} tokens do not form a non-empty batch of {batch} equal-length rows",
                 tokens.len()

@@ -55,6 +55,26 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     }
 }
 
+/// `x W^T (+ b)` as a (rows, out) tensor: the gemm's own result for many rows (no copy out of
+/// candle, which matters for the lm_head's rows × vocab logits), [`linear`]'s matrix-vector
+/// products for a few.
+pub fn linear_as_tensor(
+    x: &[f32],
+    rows: usize,
+    w: &Tensor,
+    bias: Option<&[f32]>,
+) -> Result<Tensor> {
+    if rows > GEMV_MAX_ROWS {
+        return linear_tensor(x, rows, w, bias);
+    }
+    let (n_out, _) = w.dims2()?;
+    Ok(Tensor::from_vec(
+        linear(x, rows, w, bias)?,
+        (rows, n_out),
+        &Device::Cpu,
+    )?)
+}
+
 /// `x W^T (+ b)` as a row-major (rows, out) vector.
 pub fn linear(x: &[f32], rows: usize, w: &Tensor, bias: Option<&[f32]>) -> Result<Vec<f32>> {
     if rows > GEMV_MAX_ROWS {

@@ -1,0 +1,81 @@
+//! `seqlab train --model mamba --config CFG.json --data DIR -o RUN_DIR [--resume] [--max-steps N]
+//! [--stop-after N]`:
+//! trains a Mamba LM on a prepared dataset (see `seqlab_lm::train`). Writes
+//! `RUN_DIR/metrics.jsonl`, `RUN_DIR/loss.png` and `RUN_DIR/checkpoint/` (loadable by
+//! `seqlab generate --model RUN_DIR/checkpoint`), and prints a one-line summary.
+
+use anyhow::{bail, Context};
+use seqlab_lm::{TrainConfig, TrainOptions};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Train a language model.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Model family (only `mamba`).
+    #[arg(long, default_value = "mamba")]
+    model: String,
+    /// Training configuration JSON: d_model, n_layer, d_state, d_conv, expand, batch_size,
+    /// seq_len, lr, min_lr, warmup_steps, max_steps, weight_decay, grad_clip, eval_every,
+    /// eval_batches, checkpoint_every, log_every, seed, packed (all optional).
+    #[arg(long, value_name = "CFG.json")]
+    config: Option<PathBuf>,
+    /// Prepared dataset directory (`seqlab prepare text`).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Run directory for metrics, the loss plot and the checkpoint.
+    #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
+    out: PathBuf,
+    /// Continue from RUN_DIR/checkpoint (bit-for-bit the same losses as an uninterrupted run).
+    #[arg(long)]
+    resume: bool,
+    /// Override the config's max_steps (the schedule's length).
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u64>,
+    /// Stop (with a checkpoint) after this many steps without changing the schedule; continue
+    /// later with --resume.
+    #[arg(long, value_name = "N")]
+    stop_after: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs `seqlab train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.model != "mamba" {
+        bail!("--model {}: only `mamba` can be trained", args.model);
+    }
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            TrainConfig::from_json_str(&text)
+                .map_err(|e| anyhow::anyhow!("bad config {}: {e}", path.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(n) = args.max_steps {
+        cfg.max_steps = n;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("--max-steps: {e}"))?;
+    }
+    let opts = TrainOptions {
+        data: args.data,
+        run_dir: args.out.clone(),
+        resume: args.resume,
+        stop_at: args.stop_after,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let s = seqlab_lm::train(&cfg, &opts)?;
+    let last = s.metrics.last();
+    eprintln!(
+        "trained {} steps in {:.1} s: train loss {}, val loss {}; checkpoint {}",
+        s.steps,
+        s.seconds,
+        last.map_or("-".into(), |r| format!("{:.4}", r.train_loss)),
+        s.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
+        args.out.join("checkpoint").display()
+    );
+    Ok(())
+}
