@@ -1,11 +1,13 @@
 //! End-to-end tests of `seqlab generate` through the built binary, on the mamba-tiny golden
 //! checkpoint (`tests/golden/mamba-tiny`, or `$SEQLAB_GOLDEN_DIR[/mamba-tiny]`).
 
+mod common;
+
+use common::{fails, ok, seqlab, stdout};
 use seqlab::tensor::candle_core::{Device, Tensor};
 use seqlab::tokenizer::{ByteTokenizer, Tokenizer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn golden_dir() -> PathBuf {
     match std::env::var_os("SEQLAB_GOLDEN_DIR") {
@@ -40,37 +42,10 @@ fn ids_arg(ids: &[u32]) -> String {
         .join(",")
 }
 
-fn seqlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqlab"))
-        .args(args)
-        .output()
-        .expect("run seqlab")
-}
-
 fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = seqlab(args);
-    assert!(
-        out.status.success(),
-        "seqlab {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = stdout(&ok(args));
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout:?}");
     serde_json::from_str(&stdout).unwrap()
-}
-
-/// A failing run: exit status 1, exactly one stderr line `error: …` containing every `names`.
-fn fails(args: &[&str], names: &[&str]) {
-    let out = seqlab(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "seqlab {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    for name in names {
-        assert!(lines[0].contains(name), "{name:?} not in {stderr:?}");
-    }
 }
 
 fn copy_checkpoint(dst: &Path) {

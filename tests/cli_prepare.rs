@@ -2,9 +2,13 @@
 //! GPT-NeoX tokenizers, WAV folders, and every bad input the issue lists (each must exit 1 with one
 //! `error:` line on stderr that names the problem, and never panic).
 
+mod common;
+
+use common::{assert_one_line_error, stderr, stdout};
 use seqlab::data::{BatchSampler, Dtype, Split, TokenDataset};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,32 +26,9 @@ fn neox() -> PathBuf {
     root().join("datasets/tokenizers/gpt-neox/tokenizer.json")
 }
 
-fn seqlab(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqlab"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .expect("run seqlab")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit code 1, exactly one stderr line, starting `error:` and containing every `needles` item.
-fn assert_one_line_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line expected: {err:?}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "{n:?} missing from {err:?}");
-    }
+/// The shared runner, typed so one argument list can mix `&str` and paths.
+fn seqlab(args: &[&dyn AsRef<OsStr>]) -> Output {
+    common::seqlab(args)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {

@@ -1,43 +1,13 @@
 //! End-to-end tests of `seqlab tokenizer` through the built binary.
 
+mod common;
+
+use common::{fails, s, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn seqlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqlab"))
-        .args(args)
-        .output()
-        .expect("run seqlab")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
+/// Runs a command that must succeed; returns its standard output.
 fn ok(args: &[&str]) -> String {
-    let out = seqlab(args);
-    assert!(
-        out.status.success(),
-        "seqlab {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out)
-}
-
-/// Runs a command that must fail: exit status 1 and exactly one stderr line, `error: ...`,
-/// mentioning every string in `names`.
-fn fails(args: &[&str], names: &[&str]) -> String {
-    let out = seqlab(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "seqlab {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    for name in names {
-        assert!(lines[0].contains(name), "{name:?} not in {stderr:?}");
-    }
-    stderr
+    stdout(&common::ok(args))
 }
 
 fn tokenizers_dir() -> PathBuf {
@@ -50,10 +20,6 @@ fn corpus(dir: &Path) -> PathBuf {
     let p = dir.join("corpus.txt");
     std::fs::write(&p, line.repeat(40)).unwrap();
     p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -1,41 +1,10 @@
 //! End-to-end `seqlab train`: char tokenizer → prepare → train a few steps → files → generate
 //! from the checkpoint → resume; and the one-line errors for bad inputs.
 
+mod common;
+
+use common::{fails, ok, s};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn seqlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqlab"))
-        .args(args)
-        .output()
-        .expect("run seqlab")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = seqlab(args);
-    assert!(
-        o.status.success(),
-        "seqlab {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// Fails with exit 1 and one stderr line containing `want`.
-fn fails(args: &[&str], want: &str) {
-    let o = seqlab(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "seqlab {args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(
-        err.contains(want),
-        "seqlab {args:?}: `{err}` lacks `{want}`"
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn prepare_train_generate_resume_and_errors() {
@@ -165,7 +134,7 @@ fn prepare_train_generate_resume_and_errors() {
             "-o",
             s(&run),
         ],
-        "does not exist",
+        &["does not exist"],
     );
     let bad = t.join("bad.json");
     std::fs::write(&bad, r#"{"d_model": 16, "layers": 2}"#).unwrap();
@@ -179,7 +148,7 @@ fn prepare_train_generate_resume_and_errors() {
             "-o",
             s(&run),
         ],
-        "layers",
+        &["layers"],
     );
     fails(
         &[
@@ -192,11 +161,11 @@ fn prepare_train_generate_resume_and_errors() {
             s(&t.join("fresh")),
             "--resume",
         ],
-        "no checkpoint",
+        &["no checkpoint"],
     );
     fails(
         &["train", "--model", "gpt", "--data", s(&data), "-o", s(&run)],
-        "only `mamba`",
+        &["only `mamba`"],
     );
     // A checkpoint trained on another vocabulary.
     let tok2 = t.join("byte.json");
@@ -230,7 +199,7 @@ fn prepare_train_generate_resume_and_errors() {
             s(&run),
             "--resume",
         ],
-        "vocabulary",
+        &["vocabulary"],
     );
     // An unwritable run directory (a file where the directory should be).
     let file = t.join("afile");
@@ -245,6 +214,6 @@ fn prepare_train_generate_resume_and_errors() {
             "-o",
             s(&file.join("run")),
         ],
-        "run directory",
+        &["run directory"],
     );
 }

@@ -156,11 +156,7 @@ struct ScanData<T> {
 
 impl<T: Float> ScanData<T> {
     fn convert<U: Float>(&self) -> ScanData<U> {
-        let cv = |v: &Vec<T>| {
-            v.iter()
-                .map(|x| U::from_f64(x.to_f64()))
-                .collect::<Vec<U>>()
-        };
+        let cv = |v: &Vec<T>| common::cast::<T, U>(v);
         ScanData {
             dims: self.dims,
             u: cv(&self.u),

@@ -181,11 +181,7 @@ fn grad_of<'g, T>(g: &'g ScanGrads<T>, name: &str) -> Option<&'g Vec<T>> {
 
 impl<T: Float> Inputs<T> {
     fn cast<U: Float>(&self) -> Inputs<U> {
-        let cv = |v: &Vec<T>| {
-            v.iter()
-                .map(|x| U::from_f64(x.to_f64()))
-                .collect::<Vec<U>>()
-        };
+        let cv = |v: &Vec<T>| common::cast::<T, U>(v);
         Inputs {
             spec: self.spec,
             u: cv(&self.u),

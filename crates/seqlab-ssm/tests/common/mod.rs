@@ -14,6 +14,11 @@ pub fn uniform(rng: &mut StdRng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
 
+/// Element-wise conversion between the two float widths (through f64).
+pub fn cast<T: seqlab_ssm::Float, U: seqlab_ssm::Float>(v: &[T]) -> Vec<U> {
+    v.iter().map(|x| U::from_f64(x.to_f64())).collect()
+}
+
 /// f64 → f32.
 pub fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()

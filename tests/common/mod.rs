@@ -1,0 +1,68 @@
+//! Helpers shared by the end-to-end tests: run the built `seqlab` binary and check the CLI's
+//! contract (success, or exit status 1 with exactly one `error: …` line and no panic).
+#![allow(dead_code)] // each test file uses a subset
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the built `seqlab` binary with `args`.
+pub fn seqlab<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqlab"))
+        .args(args)
+        .output()
+        .expect("run seqlab")
+}
+
+/// The arguments as one printable string, for assertion messages.
+fn shown<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let parts: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    parts.join(" ")
+}
+
+/// Runs `seqlab` and asserts that it succeeded.
+pub fn ok<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    let out = seqlab(args);
+    assert!(
+        out.status.success(),
+        "seqlab {} failed: {}",
+        shown(args),
+        stderr(&out)
+    );
+    out
+}
+
+/// Standard output, which must be UTF-8.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Standard error (lossy).
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts the CLI's failure contract: exit status 1, no panic, exactly one stderr line, starting
+/// `error: ` and containing every item of `names`. Returns stderr.
+pub fn assert_one_line_error(out: &Output, names: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for name in names {
+        assert!(lines[0].contains(name), "{name:?} not in {err:?}");
+    }
+    err
+}
+
+/// Runs `seqlab`, which must fail as [`assert_one_line_error`] describes.
+pub fn fails<S: AsRef<OsStr>>(args: &[S], names: &[&str]) -> String {
+    assert_one_line_error(&seqlab(args), names)
+}
+
+/// A path as `&str` for an argument list.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
