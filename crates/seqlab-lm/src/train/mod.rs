@@ -150,7 +150,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         expand: cfg.expand,
     };
     let metrics_path = run.join(METRICS_FILE);
-    let (model, mut opt, start, mut history) = if opts.resume {
+    let (model, mut opt, start, earlier) = if opts.resume {
         let dir = find_checkpoint(run).ok_or_else(|| {
             train_err(format!(
                 "--resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
@@ -177,8 +177,8 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 state.seed, cfg.seed
             )));
         }
-        let history = read_metrics(&metrics_path, state.step)?;
-        (model, opt, state.step, history)
+        let earlier = read_metrics(&metrics_path, state.step)?;
+        (model, opt, state.step, earlier)
     } else {
         let model = TrainMamba::init(&dims.config(), cfg.seed, DType::F32)?;
         let opt = AdamW::new(model.params(), cfg.weight_decay, decays)?;
@@ -186,7 +186,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     };
     // Rewrite the metrics file with the kept history (nothing on a fresh run).
     let mut text = String::new();
-    for row in &history {
+    for row in &earlier {
         text.push_str(&serde_json::to_string(row).expect("row serialises"));
         text.push('\n');
     }
@@ -283,7 +283,6 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 serde_json::to_string(&row).expect("row serialises")
             )
             .map_err(|e| train_err(format!("cannot write {}: {e}", metrics_path.display())))?;
-            history.push(row.clone());
             summary.metrics.push(row);
         }
         bar.set_message(format!(
@@ -300,7 +299,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 config: cfg.clone(),
             };
             write_checkpoint(run, &model, &opt, &state, tokenizer.as_deref())?;
-            write_plot(run, &history)?;
+            write_plot(run, earlier.iter().chain(&summary.metrics))?;
         }
     }
     bar.finish_and_clear();
@@ -322,9 +321,9 @@ fn read_metrics(path: &Path, upto: u64) -> Result<Vec<MetricRow>> {
         .collect())
 }
 
-fn write_plot(run: &Path, history: &[MetricRow]) -> Result<()> {
-    let points: Vec<plot::CurvePoint> = history
-        .iter()
+/// The loss curve of `rows` (the kept rows of a resumed run, then this call's) as `loss.png`.
+fn write_plot<'a>(run: &Path, rows: impl Iterator<Item = &'a MetricRow>) -> Result<()> {
+    let points: Vec<plot::CurvePoint> = rows
         .map(|r| plot::CurvePoint {
             step: r.step,
             train: r.train_loss,
