@@ -1,6 +1,7 @@
-//! `seqlab generate`: text generation with a Mamba LM checkpoint (HF or original mamba_ssm
-//! layout). The prompt is prefilled with the parallel selective scan, then each new token is one
-//! recurrent step; tokens are chosen greedily or sampled (temperature / top-k / top-p, seeded).
+//! `seqlab generate`: text generation with any model seqlab loads (`seqlab_lm::load_lm`): a Mamba
+//! LM (HF or original mamba_ssm layout), a Transformer LM directory, or a GGUF file. The prompt
+//! is prefilled in parallel (scan / attention), then each new token is one recurrent step (SSM
+//! state / KV cache); tokens are chosen greedily or sampled (temperature / top-k / top-p, seeded).
 //!
 //! Output: the generated text streamed to stdout (ids when there is no tokenizer) and a timing
 //! line on stderr; or, with `--json`, exactly one JSON object
@@ -8,20 +9,22 @@
 //! (`text` is null without a tokenizer).
 
 use anyhow::{bail, Context};
-use seqlab_lm::{generate, GenerateConfig, MambaLm};
+use seqlab_lm::{generate, load_lm, CausalLm, GenerateConfig};
 use seqlab_tensor::{DeviceChoice, SamplerConfig};
 use seqlab_tokenizer::Tokenizer;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Generate text with a Mamba LM.
+/// Generate text with a Mamba, Transformer or GGUF model.
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// Model directory: config.json + model.safetensors (or model.safetensors.index.json and
-    /// its shards), Hugging Face or original mamba_ssm layout.
-    #[arg(long, value_name = "DIR")]
+    /// Model: a directory with config.json + model.safetensors (or model.safetensors.index.json
+    /// and its shards) — Mamba (HF or mamba_ssm layout) or Llama-style Transformer — or a .gguf
+    /// file.
+    #[arg(long, value_name = "PATH")]
     model: PathBuf,
-    /// Prompt text (needs a tokenizer: tokenizer.json in the model directory, or --tokenizer).
+    /// Prompt text (needs a tokenizer: tokenizer.json in the model directory, the one inside a
+    /// GGUF, or --tokenizer).
     #[arg(
         long,
         conflicts_with = "prompt_ids",
@@ -62,7 +65,7 @@ pub struct GenerateArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
-    /// Compute device (the Mamba LM runs on the CPU).
+    /// Compute device (the models run on the CPU).
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -88,7 +91,7 @@ fn parse_ids(s: &str) -> anyhow::Result<Vec<u32>> {
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
     if choice.is_cuda() {
-        bail!("device `{choice}`: the Mamba LM runs on the CPU only for now; use `--device cpu`");
+        bail!("device `{choice}`: generation runs on the CPU only for now; use `--device cpu`");
     }
     let sampler = if args.greedy
         || (args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none())
@@ -105,20 +108,27 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     sampler.validate()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
 
-    let model = MambaLm::load(&args.model)?;
-    let tok_path = args
-        .tokenizer
-        .clone()
-        .or_else(|| Some(args.model.join("tokenizer.json")).filter(|p| p.is_file()));
-    let tokenizer: Option<Box<dyn Tokenizer>> = match &tok_path {
+    let lm = load_lm(&args.model)?;
+    let model = &lm.model;
+    let tokenizer: Option<Box<dyn Tokenizer>> = match &args.tokenizer {
         Some(p) => Some(seqlab_tokenizer::load(p)?),
-        None => None,
+        None => lm.tokenizer,
     };
+    if let Some(t) = &tokenizer {
+        if t.vocab_size() > model.vocab_size() {
+            bail!(
+                "mismatched vocabularies: the tokenizer has {} ids but the model {} only {}",
+                t.vocab_size(),
+                args.model.display(),
+                model.vocab_size()
+            );
+        }
+    }
     let prompt = match (prompt_ids, &args.prompt, &tokenizer) {
         (Some(ids), _, _) => ids,
         (None, Some(text), Some(tok)) => tok.encode(text)?,
         (None, Some(_), None) => bail!(
-            "--prompt needs a tokenizer, but {} has no tokenizer.json; pass --tokenizer FILE or give --prompt-ids",
+            "--prompt needs a tokenizer, but the model {} has none; pass --tokenizer FILE or give --prompt-ids",
             args.model.display()
         ),
         (None, None, _) => bail!("give --prompt TEXT or --prompt-ids IDS"),
@@ -132,7 +142,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let eos = tokenizer
             .as_ref()
             .and_then(|t| t.special_ids().eos)
-            .or(model.config().eos_token_id);
+            .or(lm.eos_id);
         stop_ids.extend(eos);
     }
     let cfg = GenerateConfig {
@@ -151,7 +161,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let mut io_err: Option<std::io::Error> = None;
     let mut so_far: Vec<u32> = Vec::new();
     let mut printed = String::new();
-    let out = generate(&model, &prompt, &cfg, |id| {
+    let out = generate(model, &prompt, &cfg, |id| {
         if args.json || io_err.is_some() {
             return Ok(());
         }

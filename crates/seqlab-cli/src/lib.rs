@@ -4,9 +4,12 @@
 //! Every command returns `anyhow::Result`; [`main`] prints a failure as one line on stderr and
 //! exits with status 1 (clap's own usage errors exit with 2).
 
+mod audio;
+mod eval;
 mod generate;
 mod info;
 mod prepare;
+mod speculate;
 mod tokenizer_cmd;
 mod train;
 
@@ -40,6 +43,12 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Train a Mamba LM on a prepared dataset (AdamW, warmup + cosine, checkpoints, --resume).
     Train(train::TrainArgs),
+    /// Evaluate a model (perplexity on a prepared dataset).
+    Eval(eval::EvalArgs),
+    /// Big-little decoding (BiLD, lossless speculative sampling): speedup vs the big model alone.
+    Speculate(speculate::SpeculateArgs),
+    /// Audio with SaShiMi: train on a prepared mu-law dataset, generate WAVs (+ spectrograms).
+    Audio(audio::AudioArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line and exit code 1.
@@ -51,6 +60,9 @@ pub fn main() -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Speculate(args) => speculate::run(args),
+        Command::Audio(args) => audio::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

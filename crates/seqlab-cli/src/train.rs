@@ -1,10 +1,11 @@
-//! `seqlab train --model mamba --config CFG.json --data DIR -o RUN_DIR [--resume] [--max-steps N]
-//! [--stop-after N]`:
-//! trains a Mamba LM on a prepared dataset (see `seqlab_lm::train`). Writes
+//! `seqlab train [--model mamba|transformer|s4] --config CFG.json --data DIR -o RUN_DIR [--resume]
+//! [--max-steps N] [--stop-after N]`:
+//! trains a Mamba or Transformer LM on a prepared dataset (see `seqlab_lm::train`). Writes
 //! `RUN_DIR/metrics.jsonl`, `RUN_DIR/loss.png` and `RUN_DIR/checkpoint/` (loadable by
 //! `seqlab generate --model RUN_DIR/checkpoint`), and prints a one-line summary.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use seqlab_lm::train::ModelKind;
 use seqlab_lm::{TrainConfig, TrainOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,12 +13,15 @@ use std::path::PathBuf;
 /// Train a language model.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Model family (only `mamba`).
-    #[arg(long, default_value = "mamba")]
-    model: String,
-    /// Training configuration JSON: d_model, n_layer, d_state, d_conv, expand, batch_size,
-    /// seq_len, lr, min_lr, warmup_steps, max_steps, weight_decay, grad_clip, eval_every,
-    /// eval_batches, checkpoint_every, log_every, seed, packed (all optional).
+    /// Model family; overrides the config's `model` key (default: the config's, else mamba).
+    #[arg(long, value_enum)]
+    model: Option<ModelArg>,
+    /// Training configuration JSON: model ("mamba" | "transformer" | "s4"), d_model, n_layer;
+    /// S4: d_state, ssm ("s4d" | "s4legs");
+    /// Mamba: d_state, d_conv, expand; Transformer: n_head, n_kv_head (0 = n_head), d_ff
+    /// (0 = auto), mlp ("swiglu" | "gelu"), rope_theta; batch_size, seq_len, lr, min_lr,
+    /// warmup_steps, max_steps, weight_decay, grad_clip, eval_every, eval_batches,
+    /// checkpoint_every, log_every, seed, packed (all optional).
     #[arg(long, value_name = "CFG.json")]
     config: Option<PathBuf>,
     /// Prepared dataset directory (`seqlab prepare text`).
@@ -41,11 +45,19 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+/// The model families `--model` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelArg {
+    /// The Mamba LM.
+    Mamba,
+    /// The Transformer LM (RoPE, SwiGLU / GELU, grouped-query attention).
+    Transformer,
+    /// The S4 / S4D LM (config key `ssm`: "s4d" | "s4legs").
+    S4,
+}
+
 /// Runs `seqlab train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    if args.model != "mamba" {
-        bail!("--model {}: only `mamba` can be trained", args.model);
-    }
     let mut cfg = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -55,6 +67,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         None => TrainConfig::default(),
     };
+    if let Some(m) = args.model {
+        cfg.model = match m {
+            ModelArg::Mamba => ModelKind::Mamba,
+            ModelArg::Transformer => ModelKind::Transformer,
+            ModelArg::S4 => ModelKind::S4,
+        };
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("--model {}: {e}", cfg.model.name()))?;
+    }
     if let Some(n) = args.max_steps {
         cfg.max_steps = n;
         cfg.validate()

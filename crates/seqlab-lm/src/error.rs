@@ -38,6 +38,14 @@ pub enum LmError {
         /// What is wrong.
         reason: String,
     },
+    /// A GGUF file's header, metadata or tensor table is wrong or unsupported.
+    #[error("bad GGUF file {}: {reason}", path.display())]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tensor the model needs is not listed in a sharded checkpoint's index.
     #[error("checkpoint index {} does not list tensor `{name}`", path.display())]
     MissingTensor {
@@ -73,6 +81,9 @@ pub enum LmError {
     /// The dataset could not be opened or read.
     #[error(transparent)]
     Data(#[from] seqlab_data::DataError),
+    /// A tokenizer could not be loaded or used.
+    #[error(transparent)]
+    Tokenizer(#[from] seqlab_tokenizer::TokenizerError),
 }
 
 /// `Result` with [`LmError`].

@@ -15,18 +15,45 @@
 //!   sequences), AdamW, warmup + cosine schedule, clipping, validation, metrics, loss-curve PNG,
 //!   atomic checkpoints and bit-exact resume.
 //!
+//! - [`gguf`]: llama.cpp's GGUF files (`llama` architecture, e.g. SmolLM2-135M-Instruct Q4_1)
+//!   as a Transformer LM with quantized (`QMatMul`) or dequantized weights, plus the byte-level
+//!   BPE tokenizer embedded in the file ([`gguf::load_gguf`]); corrupt files give one clear line.
+//!
+//! - [`transformer`]: a pre-norm decoder-only Transformer LM (RMSNorm, RoPE in the HF `half` or
+//!   GGUF `interleaved` layout, grouped-query attention, SwiGLU or GELU MLP, tied or untied head)
+//!   with a KV cache, a bidirectional mode, dense or quantized linear layers, HF Llama
+//!   checkpoints ([`TransformerLm::load`]) and training ([`TrainTransformer`]).
+//!
+//! - [`s4lm`]: an S4 / S4D language model ([`S4Lm`]) and [`sashimi`]: the multi-scale SaShiMi
+//!   audio model ([`Sashimi`]), both trainable and behind [`CausalLm`].
+//!
 //! Errors are [`LmError`]s whose one-line messages name the file, tensor or token involved.
 
+pub mod any_lm;
 pub mod causal_lm;
+pub mod conformance;
 pub mod error;
+pub mod eval;
 pub mod generate;
+pub mod gguf;
 pub mod mamba;
+pub mod s4lm;
+pub mod sashimi;
 pub mod train;
+pub mod transformer;
 
-pub use causal_lm::CausalLm;
+pub use any_lm::{load_lm, AnyLm, AnyState, LoadedLm};
+pub use causal_lm::{CausalLm, MambaLmState};
 pub use error::{LmError, Result};
+pub use eval::{perplexity, PplReport};
 pub use generate::{generate, GenerateConfig, GenerateOutput, StopReason};
 pub use mamba::{
     LogitsMode, MambaConfig, MambaDims, MambaLayout, MambaLm, MambaOutput, MambaState, TrainMamba,
 };
+pub use s4lm::{S4Lm, S4LmConfig, S4LmState, SsmName};
+pub use sashimi::{Sashimi, SashimiConfig, SashimiState};
 pub use train::{train, TrainConfig, TrainOptions, TrainSummary};
+pub use transformer::{
+    KvCache, LayerWeights, Linear, MlpKind, RopeLayout, TrainTransformer, TransformerConfig,
+    TransformerLm, TransformerState, TransformerWeights,
+};

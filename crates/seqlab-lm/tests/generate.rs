@@ -93,7 +93,7 @@ fn causal_lm_score_and_snapshot_rollback() {
         let step = CausalLm::step(&model, &mut st, t).unwrap();
         assert!(max_abs("score vs step", &scored[i * v..][..v], &step) <= 1e-4);
     }
-    assert!(max_abs("state", &state.ssm[1], &st.ssm[1]) <= 1e-4);
+    assert!(max_abs("state", &state.current.ssm[1], &st.current.ssm[1]) <= 1e-4);
     // Rolling back = restoring the snapshot: the same continuation again.
     let mut back = snapshot;
     let again = model.score(&mut back, &want[..8]).unwrap();

@@ -6,7 +6,11 @@
 //! [`CustomOp1`] runs [`selective_scan_fwd`] on it and returns `[out, last_state]` flattened,
 //! and the caller's view of the two outputs is two `narrow`s. The op keeps the chunk-start
 //! states of its forward pass, so its `bwd` runs [`selective_scan_bwd`] without recomputing them.
-//! CPU only (f32 or f64); real A.
+//! CPU (f32 or f64) and, with the `cuda` feature, CUDA (f32; [`crate::cuda`]'s kernels run on
+//! candle's storage: `cuda_fwd` here, and the backward as a second custom op on the packed input
+//! and gradient); real A. On CUDA the forward keeps the states entering each
+//! [`crate::cuda::SCAN_TILE`]-long tile for the backward kernel (`ScanConfig::chunk_len` is the
+//! CPU backward's trade-off and does not apply).
 
 use std::sync::Mutex;
 
@@ -122,6 +126,9 @@ struct ScanOp {
     seq_idx: Option<Vec<i32>>,
     cfg: ScanConfig,
     saved: Mutex<Option<SavedAny>>,
+    /// Tile states of the last CUDA forward, for the CUDA backward.
+    #[cfg(feature = "cuda")]
+    cuda_saved: Mutex<Option<crate::cuda::cudarc::driver::CudaSlice<f32>>>,
 }
 
 /// Selective scan on candle tensors: returns (out (batch, dim, len), last_state (batch, dim,
@@ -226,6 +233,8 @@ pub fn selective_scan(args: &ScanTensors<'_>, cfg: &ScanConfig) -> Result<(Tenso
         seq_idx: args.seq_idx.map(<[i32]>::to_vec),
         cfg: *cfg,
         saved: Mutex::new(None),
+        #[cfg(feature = "cuda")]
+        cuda_saved: Mutex::new(None),
     };
     let res = packed.apply_op1(op)?;
     let n_out = batch * dim * len;
@@ -347,12 +356,26 @@ impl CustomOp1 for ScanOp {
         Ok((storage, Shape::from(n)))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda_op::forward(self, storage, layout)
+    }
+
     fn bwd(
         &self,
         arg: &Tensor,
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
+        #[cfg(feature = "cuda")]
+        if arg.device().is_cuda() {
+            let op = cuda_op::ScanBwdCuda { op: self };
+            return Ok(Some(arg.apply_op2_no_bwd(grad_res, &op)?));
+        }
         let wrap = candle_core::Error::wrap;
         let saved = self.saved.lock().ok();
         let saved = saved.as_deref().and_then(Option::as_ref);
@@ -384,5 +407,202 @@ impl CustomOp1 for ScanOp {
             }
         };
         Ok(Some(grad))
+    }
+}
+
+/// The CUDA side of [`ScanOp`]: forward on candle's storage, and the backward op.
+#[cfg(feature = "cuda")]
+mod cuda_op {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView};
+    use candle_core::{CudaStorage, CustomOp2, Layout, Shape};
+
+    use super::{BcKind, ScanOp};
+    use crate::cuda::{self, DevBc, DevScanArgs, KernelLoader, SCAN_TILE};
+
+    fn err(e: impl std::fmt::Display) -> candle_core::Error {
+        candle_core::Error::Msg(format!("selective_scan (CUDA): {e}"))
+    }
+
+    /// The f32 range of a contiguous storage.
+    fn packed<'a>(s: &'a CudaStorage, l: &Layout) -> candle_core::Result<CudaView<'a, f32>> {
+        let (start, end) = l
+            .contiguous_offsets()
+            .ok_or_else(|| err("packed input not contiguous"))?;
+        let slice = s.as_cuda_slice::<f32>().map_err(|_| {
+            err(format!(
+                "dtype {:?} not supported on CUDA (f32 only)",
+                s.dtype()
+            ))
+        })?;
+        Ok(slice.slice(start..end))
+    }
+
+    impl ScanOp {
+        /// Device view of the packed inputs, split as [`ScanOp::args`] does on the host.
+        fn dev_args<'a>(
+            &self,
+            packed: &CudaView<'a, f32>,
+            seq: Option<&'a CudaSlice<i32>>,
+        ) -> DevScanArgs<'a> {
+            let mut off = 0;
+            let mut segs = self.seg_lens.iter().map(|&n| {
+                let v = packed.slice(off..off + n);
+                off += n;
+                v
+            });
+            let mut next = || segs.next().unwrap_or_else(|| packed.slice(0..0));
+            let bc = |kind: BcKind, data: CudaView<'a, f32>| match kind {
+                BcKind::Var => DevBc::Var(data),
+                BcKind::Grouped(groups) => DevBc::Grouped { data, groups },
+                BcKind::Const => DevBc::Const(data),
+            };
+            let (u, delta, a) = (next(), next(), next());
+            let b = bc(self.b_kind, next());
+            let c = bc(self.c_kind, next());
+            let mut opt = |on: bool| on.then(&mut next);
+            let d = opt(self.has[0]);
+            let z = opt(self.has[1]);
+            let delta_bias = opt(self.has[2]);
+            let initial_state = opt(self.has[3]);
+            DevScanArgs {
+                dims: self.dims,
+                complex: false,
+                u,
+                delta,
+                a,
+                b,
+                c,
+                d,
+                z,
+                delta_bias,
+                initial_state,
+                seq_idx: seq.map(CudaSlice::as_view),
+            }
+        }
+
+        fn upload_seq(
+            &self,
+            dev: &candle_core::CudaDevice,
+        ) -> candle_core::Result<Option<CudaSlice<i32>>> {
+            self.seq_idx
+                .as_ref()
+                .map(|s| dev.cuda_stream().clone_htod(s).map_err(err))
+                .transpose()
+        }
+    }
+
+    /// `cuda_fwd` of [`ScanOp`]: out and last state, packed like the CPU result.
+    pub(super) fn forward(
+        op: &ScanOp,
+        storage: &CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let dev = storage.device.clone();
+        let input = packed(storage, layout)?;
+        let seq = op.upload_seq(&dev)?;
+        let args = op.dev_args(&input, seq.as_ref());
+        let res = cuda::scan_fwd_dev(&dev, &args, op.cfg.delta_softplus, SCAN_TILE)?;
+        let stream = dev.stream();
+        let (n_out, n_last) = (res.out.len(), res.last_state.len());
+        // SAFETY: every element is written by the two copies below before it is read.
+        let mut out = unsafe { stream.alloc::<f32>(n_out + n_last) }.map_err(err)?;
+        stream
+            .memcpy_dtod(&res.out, &mut out.slice_mut(0..n_out))
+            .map_err(err)?;
+        stream
+            .memcpy_dtod(&res.last_state, &mut out.slice_mut(n_out..))
+            .map_err(err)?;
+        if let Ok(mut slot) = op.cuda_saved.lock() {
+            *slot = Some(res.saved);
+        }
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from(n_out + n_last),
+        ))
+    }
+
+    /// The backward of [`ScanOp`] on CUDA: (packed input, packed output gradient) → packed
+    /// input gradient, in the segment order of the input.
+    pub(super) struct ScanBwdCuda<'a> {
+        pub(super) op: &'a ScanOp,
+    }
+
+    impl CustomOp2 for ScanBwdCuda<'_> {
+        fn name(&self) -> &'static str {
+            "seqlab-selective-scan-bwd"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+            _: &candle_core::CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(candle_core::CpuStorage, Shape)> {
+            Err(err("the CUDA backward op got CPU tensors"))
+        }
+
+        fn cuda_fwd(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let op = self.op;
+            let dev = s1.device.clone();
+            let input = packed(s1, l1)?;
+            let grad = packed(s2, l2)?;
+            let seq = op.upload_seq(&dev)?;
+            let args = op.dev_args(&input, seq.as_ref());
+            let n_out = op.dims.batch * op.dims.dim * op.dims.len;
+            if grad.len() < n_out {
+                return Err(err("short gradient"));
+            }
+            let saved = op.cuda_saved.lock().ok().and_then(|mut s| s.take());
+            let saved = match saved {
+                Some(s) => s,
+                None => cuda::scan_fwd_dev(&dev, &args, op.cfg.delta_softplus, SCAN_TILE)?.saved,
+            };
+            let g = cuda::scan_bwd_dev(
+                &dev,
+                &args,
+                op.cfg.delta_softplus,
+                &saved.as_view(),
+                &grad.slice(0..n_out),
+                Some(&grad.slice(n_out..)),
+            )?;
+            let stream = dev.stream();
+            let total = input.len();
+            let mut out = stream.alloc_zeros::<f32>(total).map_err(err)?;
+            let mut off = 0;
+            for part in [
+                Some(&g.du),
+                Some(&g.ddelta),
+                Some(&g.da),
+                Some(&g.db),
+                Some(&g.dc),
+            ]
+            .into_iter()
+            .chain([
+                g.dd.as_ref(),
+                g.dz.as_ref(),
+                g.ddelta_bias.as_ref(),
+                g.dinitial_state.as_ref(),
+            ])
+            .flatten()
+            {
+                let n = part.len();
+                if off + n > total {
+                    return Err(err("gradient segments exceed the packed input"));
+                }
+                stream
+                    .memcpy_dtod(part, &mut out.slice_mut(off..off + n))
+                    .map_err(err)?;
+                off += n;
+            }
+            Ok((CudaStorage::wrap_cuda_slice(out, dev), Shape::from(total)))
+        }
     }
 }

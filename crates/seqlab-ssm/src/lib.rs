@@ -13,6 +13,9 @@
 //!   and groups as in Mamba-2.
 //! - [`candle_op`]: the scan as a candle custom op with backward, so `candle_core::Var`s train
 //!   through it.
+//! - [`s4`]: S4 / S4D (HiPPO + NPLR inits, Vandermonde and Cauchy kernels with backward, FFT
+//!   convolution, recurrent step modes, the S4 block); its complex parameters are separate
+//!   re / im slices.
 //!
 //! Layouts follow the reference (row-major, (batch, dim, len) for sequences); complex tensors
 //! are real buffers with a trailing (re, im) pair. Errors are [`SsmError`]; no function panics on
@@ -20,9 +23,12 @@
 
 pub mod candle_op;
 pub mod causal_conv1d;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod elem;
 pub mod error;
 pub mod float;
+pub mod s4;
 pub mod selective_scan;
 pub mod state_update;
 

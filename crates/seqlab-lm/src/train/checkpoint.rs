@@ -10,8 +10,8 @@
 //! `checkpoint.old/` (a crash between the two renames).
 
 use crate::error::{LmError, Result};
-use crate::mamba::train_model::TrainMamba;
 use crate::train::config::TrainConfig;
+use crate::train::model::TrainModel;
 use crate::train::optim::{AdamSlot, AdamW};
 use candle_core::{DType, Device};
 use seqlab_data::SamplerState;
@@ -48,7 +48,7 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> LmError {
 /// Writes a checkpoint of `model`, `opt` and `state` into `run_dir/checkpoint/` (see module docs).
 pub fn write_checkpoint(
     run_dir: &Path,
-    model: &TrainMamba,
+    model: &TrainModel,
     opt: &AdamW,
     state: &TrainerState,
     tokenizer: Option<&Path>,
@@ -98,17 +98,15 @@ pub fn find_checkpoint(run_dir: &Path) -> Option<PathBuf> {
 }
 
 /// Reads a checkpoint: model, trainer state and the optimizer (moments restored exactly).
-pub fn read_checkpoint(dir: &Path, weight_decay: f64) -> Result<(TrainMamba, AdamW, TrainerState)> {
-    let model = TrainMamba::load(dir)?;
+/// The model family is the one the state's config names (Mamba for checkpoints written before
+/// the `model` key existed).
+pub fn read_checkpoint(dir: &Path, weight_decay: f64) -> Result<(TrainModel, AdamW, TrainerState)> {
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
     let state: TrainerState = serde_json::from_str(&text)
         .map_err(|e| LmError::Train(format!("bad trainer state {}: {e}", path.display())))?;
-    let mut opt = AdamW::new(
-        model.params(),
-        weight_decay,
-        crate::mamba::train_model::decays,
-    )?;
+    let model = TrainModel::load(state.config.model, dir)?;
+    let mut opt = AdamW::new(model.params(), weight_decay, model.decay_fn())?;
     let moments = seqlab_tensor::load(dir.join(OPTIMIZER_FILE), &Device::Cpu)?;
     for AdamSlot { name, m, v, .. } in opt.slots.iter_mut() {
         let get = |k: String| {

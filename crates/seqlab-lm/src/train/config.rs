@@ -1,12 +1,54 @@
 //! The training configuration file (`--config CFG.json`): model sizes and hyper-parameters.
 //! Unknown keys are an error; every key has a default.
 
+use crate::transformer::{MlpKind, TransformerConfig};
 use serde::{Deserialize, Serialize};
+
+/// Which model family a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// The Mamba LM (`d_model`, `n_layer`, `d_state`, `d_conv`, `expand`).
+    #[default]
+    Mamba,
+    /// The Transformer LM (`d_model`, `n_layer`, `n_head`, `n_kv_head`, `d_ff`, `mlp`,
+    /// `rope_theta`).
+    Transformer,
+    /// The S4 LM (`d_model`, `n_layer`, `d_state`, `ssm`).
+    S4,
+    /// SaShiMi (`d_model`, `n_layer` per stage, `d_state`, `ssm`, `pool`, `expand`, `ff_expand`).
+    Sashimi,
+}
+
+impl ModelKind {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mamba => "mamba",
+            ModelKind::Transformer => "transformer",
+            ModelKind::S4 => "s4",
+            ModelKind::Sashimi => "sashimi",
+        }
+    }
+}
+
+/// The Transformer's MLP in a training config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MlpName {
+    /// SwiGLU (gate, up, down).
+    #[default]
+    Swiglu,
+    /// GELU (up, down).
+    Gelu,
+}
 
 /// Model sizes and training hyper-parameters. The vocabulary comes from the dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Model family (`"mamba"` | `"transformer"`).
+    pub model: ModelKind,
     /// Model width D.
     pub d_model: usize,
     /// Mamba blocks.
@@ -17,6 +59,17 @@ pub struct TrainConfig {
     pub d_conv: usize,
     /// Expansion E.
     pub expand: usize,
+    /// Transformer: attention heads H.
+    pub n_head: usize,
+    /// Transformer: key/value heads (0 = H; otherwise must divide H).
+    pub n_kv_head: usize,
+    /// Transformer: MLP width (0 = auto: 8·D/3 rounded up to a multiple of 8 for SwiGLU, 4·D
+    /// for GELU).
+    pub d_ff: usize,
+    /// Transformer: MLP kind (`"swiglu"` | `"gelu"`).
+    pub mlp: MlpName,
+    /// Transformer: RoPE base θ.
+    pub rope_theta: f64,
     /// Rows per batch.
     pub batch_size: usize,
     /// Tokens per row.
@@ -45,11 +98,23 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Reset the state at document boundaries inside a window (packed sequences).
     pub packed: bool,
+    /// S4 / SaShiMi: the SSM of the S4 blocks (`"s4d"` | `"s4legs"`).
+    pub ssm: crate::s4lm::SsmName,
+    /// SaShiMi: pooling factors, outermost first (`seq_len` must be a multiple of their product).
+    pub pool: Vec<usize>,
+    /// SaShiMi: feed-forward expansion.
+    pub ff_expand: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
+            model: ModelKind::Mamba,
+            n_head: 4,
+            n_kv_head: 0,
+            d_ff: 0,
+            mlp: MlpName::Swiglu,
+            rope_theta: 10_000.0,
             d_model: 64,
             n_layer: 2,
             d_state: 16,
@@ -69,6 +134,9 @@ impl Default for TrainConfig {
             log_every: 1,
             seed: 0,
             packed: true,
+            ssm: crate::s4lm::SsmName::S4d,
+            pool: vec![4, 4],
+            ff_expand: 2,
         }
     }
 }
@@ -97,6 +165,44 @@ impl TrainConfig {
                 return Err(format!("`{k}` must be ≥ 1"));
             }
         }
+        if self.model == ModelKind::Transformer {
+            if self.n_head == 0 || !self.d_model.is_multiple_of(self.n_head) {
+                return Err(format!(
+                    "`n_head` ({}) must be ≥ 1 and divide `d_model` ({})",
+                    self.n_head, self.d_model
+                ));
+            }
+            if !(self.d_model / self.n_head).is_multiple_of(2) {
+                return Err(format!(
+                    "the head width d_model / n_head = {} must be even (RoPE)",
+                    self.d_model / self.n_head
+                ));
+            }
+            if self.n_kv_head != 0 && !self.n_head.is_multiple_of(self.n_kv_head) {
+                return Err(format!(
+                    "`n_kv_head` ({}) must divide `n_head` ({})",
+                    self.n_kv_head, self.n_head
+                ));
+            }
+            if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+                return Err(format!("`rope_theta` must be > 0, got {}", self.rope_theta));
+            }
+        }
+        if matches!(self.model, ModelKind::S4 | ModelKind::Sashimi)
+            && !self.d_state.is_multiple_of(2)
+        {
+            return Err(format!("`d_state` ({}) must be even for S4", self.d_state));
+        }
+        if self.model == ModelKind::Sashimi {
+            let tp: usize = self.pool.iter().product();
+            if self.pool.contains(&0) || self.ff_expand == 0 || !self.seq_len.is_multiple_of(tp) {
+                return Err(format!(
+                    "SaShiMi: `pool` factors and `ff_expand` must be ≥ 1 and `seq_len` ({}) a \
+                     multiple of the pooling product ({tp})",
+                    self.seq_len
+                ));
+            }
+        }
         if self.max_steps == 0 || self.log_every == 0 {
             return Err("`max_steps` and `log_every` must be ≥ 1".into());
         }
@@ -111,5 +217,110 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The Transformer of this config for a `vocab`-sized vocabulary: hd = D/H, H_kv
+    /// (`n_kv_head`, 0 = H), F (`d_ff`, 0 = auto), tied embeddings, ε = 1e−5, half RoPE layout.
+    pub fn transformer_config(&self, vocab: usize) -> TransformerConfig {
+        let mlp = match self.mlp {
+            MlpName::Swiglu => MlpKind::SwiGlu,
+            MlpName::Gelu => MlpKind::Gelu,
+        };
+        let d_ff = match (self.d_ff, mlp) {
+            (0, MlpKind::SwiGlu) => (8 * self.d_model).div_ceil(3).div_ceil(8) * 8,
+            (0, MlpKind::Gelu) => 4 * self.d_model,
+            (f, _) => f,
+        };
+        let mut c = TransformerConfig::new(vocab, self.d_model, self.n_layer, self.n_head, d_ff);
+        c.n_kv_head = if self.n_kv_head == 0 {
+            self.n_head
+        } else {
+            self.n_kv_head
+        };
+        c.mlp = mlp;
+        c.rope_theta = self.rope_theta;
+        c.max_position_embeddings = self.seq_len;
+        c
+    }
+
+    /// The S4 LM of this config (kernel length `seq_len`).
+    pub fn s4_config(&self, vocab: usize) -> crate::s4lm::S4LmConfig {
+        crate::s4lm::S4LmConfig::new(
+            vocab,
+            self.d_model,
+            self.n_layer,
+            self.d_state,
+            self.ssm,
+            self.seq_len,
+        )
+    }
+
+    /// The SaShiMi of this config (kernel length `seq_len`).
+    pub fn sashimi_config(&self, vocab: usize) -> crate::sashimi::SashimiConfig {
+        let mut c = crate::sashimi::SashimiConfig::new(
+            vocab,
+            self.d_model,
+            self.n_layer,
+            self.d_state,
+            self.ssm,
+            self.seq_len,
+        );
+        c.pool = self.pool.clone();
+        c.expand = self.expand;
+        c.ff_expand = self.ff_expand;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_configs_stay_valid_and_default_to_mamba() {
+        let c =
+            TrainConfig::from_json_str(r#"{"d_model": 16, "n_layer": 1, "d_state": 4}"#).unwrap();
+        assert_eq!(c.model, ModelKind::Mamba);
+        let e = TrainConfig::from_json_str(r#"{"model": "gpt"}"#).unwrap_err();
+        assert!(e.contains("gpt"), "{e}");
+        let e = TrainConfig::from_json_str(r#"{"n_heads": 2}"#).unwrap_err();
+        assert!(e.contains("n_heads"), "{e}");
+    }
+
+    #[test]
+    fn transformer_keys_validate_and_derive_sizes() {
+        let c = TrainConfig::from_json_str(
+            r#"{"model": "transformer", "d_model": 48, "n_head": 6, "n_kv_head": 2,
+                "mlp": "swiglu", "rope_theta": 500.0}"#,
+        )
+        .unwrap();
+        let t = c.transformer_config(100);
+        assert_eq!((t.head_dim, t.n_kv_head, t.d_ff), (8, 2, 128)); // ⌈8·48/3⌉ = 128
+        assert_eq!(t.rope_theta, 500.0);
+        let g = TrainConfig {
+            mlp: MlpName::Gelu,
+            ..c.clone()
+        };
+        assert_eq!(g.transformer_config(100).d_ff, 192);
+        for (json, key) in [
+            (
+                r#"{"model": "transformer", "d_model": 48, "n_head": 5}"#,
+                "n_head",
+            ),
+            (
+                r#"{"model": "transformer", "d_model": 48, "n_head": 16}"#,
+                "even",
+            ),
+            (
+                r#"{"model": "transformer", "d_model": 48, "n_head": 6, "n_kv_head": 4}"#,
+                "n_kv_head",
+            ),
+            (r#"{"model": "transformer", "mlp": "relu"}"#, "relu"),
+        ] {
+            let e = TrainConfig::from_json_str(json).unwrap_err();
+            assert!(e.contains(key), "{json}: {e}");
+        }
+        // Mamba ignores the transformer keys' values.
+        TrainConfig::from_json_str(r#"{"d_model": 48, "n_head": 5}"#).unwrap();
     }
 }

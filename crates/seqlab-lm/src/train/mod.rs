@@ -1,6 +1,7 @@
-//! Training a Mamba LM on a prepared token dataset (`seqlab train`).
+//! Training a Mamba or Transformer LM on a prepared token dataset (`seqlab train`).
 //!
-//! - [`config`]: the JSON configuration ([`TrainConfig`]);
+//! - [`config`]: the JSON configuration ([`TrainConfig`]; `model` picks the family);
+//! - [`model`]: [`TrainModel`], the trainable families behind one enum;
 //! - [`optim`]: AdamW with decoupled weight decay (none on `A_log`, `D`, norms, biases), linear
 //!   warmup + cosine schedule, global-norm clipping;
 //! - [`checkpoint`]: atomic checkpoints and exact resume;
@@ -16,15 +17,17 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod model;
 pub mod optim;
 pub mod plot;
 
 pub use checkpoint::{find_checkpoint, read_checkpoint, write_checkpoint, TrainerState};
-pub use config::TrainConfig;
+pub use config::{MlpName, ModelKind, TrainConfig};
+pub use model::TrainModel;
 pub use optim::{clip_grad_norm, global_norm, lr_at, AdamW};
 
 use crate::error::{LmError, Result};
-use crate::mamba::train_model::{cross_entropy, decays, window_seq_idx, MambaDims, TrainMamba};
+use crate::mamba::train_model::{cross_entropy, window_seq_idx};
 use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{BatchSampler, SamplerState, SequentialBatches, Split, SplitView, TokenDataset};
@@ -86,7 +89,7 @@ pub struct TrainSummary {
 /// Validation loss: mean cross-entropy over the first `max_batches` [`SequentialBatches`]
 /// of `view` (summed per token in f64).
 pub fn evaluate(
-    model: &TrainMamba,
+    model: &TrainModel,
     view: &SplitView,
     batch_size: usize,
     seq_len: usize,
@@ -116,7 +119,7 @@ fn train_err(msg: String) -> LmError {
     LmError::Train(msg)
 }
 
-/// Trains (or resumes) a Mamba LM with `cfg` on `opts.data`, writing into `opts.run_dir`.
+/// Trains (or resumes) the LM `cfg.model` names with `cfg` on `opts.data`, writing into `opts.run_dir`.
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     cfg.validate()
         .map_err(|e| train_err(format!("bad training config: {e}")))?;
@@ -141,14 +144,6 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())
         .map_err(|e| train_err(format!("run directory is not writable: {e}")))?;
 
-    let dims = MambaDims {
-        vocab_size: vocab,
-        d_model: cfg.d_model,
-        n_layer: cfg.n_layer,
-        d_state: cfg.d_state,
-        d_conv: cfg.d_conv,
-        expand: cfg.expand,
-    };
     let metrics_path = run.join(METRICS_FILE);
     let (model, mut opt, start, earlier) = if opts.resume {
         let dir = find_checkpoint(run).ok_or_else(|| {
@@ -159,18 +154,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             ))
         })?;
         let (model, opt, state) = read_checkpoint(&dir, cfg.weight_decay)?;
-        let mc = model.config();
-        if mc.vocab_size != vocab {
-            return Err(train_err(format!(
-                "the checkpoint's vocabulary ({}) does not match the data's ({vocab})",
-                mc.vocab_size
-            )));
-        }
-        if *mc != dims.config() {
-            return Err(train_err(
-                "the checkpoint's model sizes differ from the config's".into(),
-            ));
-        }
+        model.check_matches(cfg, vocab)?;
         if state.seed != cfg.seed {
             return Err(train_err(format!(
                 "the checkpoint was trained with seed {}, the config says {}",
@@ -180,8 +164,8 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let earlier = read_metrics(&metrics_path, state.step)?;
         (model, opt, state.step, earlier)
     } else {
-        let model = TrainMamba::init(&dims.config(), cfg.seed, DType::F32)?;
-        let opt = AdamW::new(model.params(), cfg.weight_decay, decays)?;
+        let model = TrainModel::init(cfg, vocab, DType::F32)?;
+        let opt = AdamW::new(model.params(), cfg.weight_decay, model.decay_fn())?;
         (model, opt, 0, Vec::new())
     };
     // Rewrite the metrics file with the kept history (nothing on a fresh run).

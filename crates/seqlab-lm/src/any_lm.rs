@@ -1,0 +1,242 @@
+//! One loader for every model kind, so tools take `--model PATH` without asking which kind it
+//! is: a directory with `config.json` (`model_type` `mamba` or a mamba_ssm config → the Mamba
+//! LM; `llama` / `seqlab_transformer` → the Transformer LM;
+//! `seqlab_s4` → the S4 LM; `seqlab_sashimi` → SaShiMi) or a `.gguf` file (a Llama-family
+//! model with its embedded tokenizer). [`AnyLm`] implements [`CausalLm`] by dispatching to the
+//! model inside, so one generation / evaluation / speculation loop serves them all.
+
+use crate::causal_lm::{CausalLm, MambaLmState};
+use crate::error::{LmError, Result};
+use crate::mamba::MambaLm;
+use crate::transformer::{TransformerLm, TransformerState};
+use seqlab_tokenizer::Tokenizer;
+use std::path::{Path, PathBuf};
+
+/// A loaded model of any kind.
+#[derive(Debug, Clone)]
+pub enum AnyLm {
+    /// A Mamba LM (HF or mamba_ssm layout).
+    Mamba(MambaLm),
+    /// A Llama-style Transformer LM (safetensors or GGUF).
+    Transformer(TransformerLm),
+    /// An S4 / S4D LM (`model_type` `seqlab_s4`).
+    S4(crate::s4lm::S4Lm),
+    /// A SaShiMi audio model (`model_type` `seqlab_sashimi`).
+    Sashimi(crate::sashimi::Sashimi),
+}
+
+/// The [`CausalLm`] state of an [`AnyLm`].
+#[derive(Debug, Clone)]
+pub enum AnyState {
+    /// A Mamba LM's state.
+    Mamba(MambaLmState),
+    /// A Transformer LM's KV cache.
+    Transformer(TransformerState),
+    /// An S4 LM's state.
+    S4(crate::s4lm::S4LmState),
+    /// A SaShiMi state.
+    Sashimi(crate::sashimi::SashimiState),
+}
+
+/// A model with what the tools need next to it.
+#[derive(Debug)]
+pub struct LoadedLm {
+    /// The model.
+    pub model: AnyLm,
+    /// Its tokenizer: `tokenizer.json` in the model directory, or the one embedded in a GGUF.
+    pub tokenizer: Option<Box<dyn Tokenizer>>,
+    /// The end-of-sequence id from the model's config, when it names one.
+    pub eos_id: Option<u32>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+}
+
+impl AnyLm {
+    /// `"mamba"` or `"transformer"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyLm::Mamba(_) => "mamba",
+            AnyLm::Transformer(_) => "transformer",
+            AnyLm::S4(_) => "s4",
+            AnyLm::Sashimi(_) => "sashimi",
+        }
+    }
+}
+
+/// Which model kind a directory's `config.json` describes.
+fn kind_of_dir(dir: &Path) -> Result<&'static str> {
+    let path = dir.join("config.json");
+    if !path.is_file() {
+        return Err(LmError::FileNotFound {
+            what: "config.json".into(),
+            path,
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| LmError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| LmError::Config {
+        path: path.clone(),
+        reason: format!("not valid JSON ({e})"),
+    })?;
+    match v.get("model_type").and_then(serde_json::Value::as_str) {
+        Some("mamba") => Ok("mamba"),
+        Some("llama" | "seqlab_transformer" | "mistral") => Ok("transformer"),
+        Some("seqlab_s4") => Ok("s4"),
+        Some("seqlab_sashimi") => Ok("sashimi"),
+        Some(other) => Err(LmError::Config {
+            path,
+            reason: format!(
+                "model_type `{other}` is not one seqlab runs (mamba, llama, seqlab_transformer, \
+                 seqlab_s4, seqlab_sashimi)"
+            ),
+        }),
+        // The original mamba_ssm config has no model_type but names d_model / n_layer.
+        None if v.get("d_model").is_some() => Ok("mamba"),
+        None if v.get("num_attention_heads").is_some() => Ok("transformer"),
+        None => Err(LmError::Config {
+            path,
+            reason: "no `model_type`, and the keys match neither a Mamba nor a Llama config".into(),
+        }),
+    }
+}
+
+/// Loads the model at `path` (module docs) with its tokenizer when one is there.
+pub fn load_lm(path: &Path) -> Result<LoadedLm> {
+    if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+        let (model, tokenizer) = crate::gguf::load_gguf(path)?;
+        let eos_id = model.config().eos_token_id;
+        return Ok(LoadedLm {
+            model: AnyLm::Transformer(model),
+            tokenizer: Some(Box::new(tokenizer)),
+            eos_id,
+            path: path.to_path_buf(),
+        });
+    }
+    if !path.is_dir() {
+        return Err(if path.exists() {
+            LmError::Input(format!(
+                "{} is neither a model directory (config.json + weights) nor a .gguf file",
+                path.display()
+            ))
+        } else {
+            LmError::ModelDirNotFound {
+                path: path.to_path_buf(),
+            }
+        });
+    }
+    let (model, eos_id) = match kind_of_dir(path)? {
+        "mamba" => {
+            let m = MambaLm::load(path)?;
+            let eos = m.config().eos_token_id;
+            (AnyLm::Mamba(m), eos)
+        }
+        "s4" => (AnyLm::S4(crate::s4lm::S4Lm::load(path)?), None),
+        "sashimi" => (AnyLm::Sashimi(crate::sashimi::Sashimi::load(path)?), None),
+        _ => {
+            let m = TransformerLm::load(path)?;
+            let eos = m.config().eos_token_id;
+            (AnyLm::Transformer(m), eos)
+        }
+    };
+    let tok_path = path.join("tokenizer.json");
+    let tokenizer = if tok_path.is_file() {
+        Some(seqlab_tokenizer::load(&tok_path)?)
+    } else {
+        None
+    };
+    Ok(LoadedLm {
+        model,
+        tokenizer,
+        eos_id,
+        path: path.to_path_buf(),
+    })
+}
+
+/// A state of the other kind than the model: a caller mixed two models' states.
+fn foreign_state() -> LmError {
+    LmError::Input("the state belongs to a model of another kind".into())
+}
+
+impl CausalLm for AnyLm {
+    type State = AnyState;
+
+    fn vocab_size(&self) -> usize {
+        match self {
+            AnyLm::Mamba(m) => CausalLm::vocab_size(m),
+            AnyLm::Transformer(m) => CausalLm::vocab_size(m),
+            AnyLm::S4(m) => CausalLm::vocab_size(m),
+            AnyLm::Sashimi(m) => CausalLm::vocab_size(m),
+        }
+    }
+
+    fn prefill(&self, tokens: &[u32]) -> Result<(Vec<f32>, AnyState)> {
+        Ok(match self {
+            AnyLm::Mamba(m) => {
+                let (l, s) = CausalLm::prefill(m, tokens)?;
+                (l, AnyState::Mamba(s))
+            }
+            AnyLm::Transformer(m) => {
+                let (l, s) = CausalLm::prefill(m, tokens)?;
+                (l, AnyState::Transformer(s))
+            }
+            AnyLm::S4(m) => {
+                let (l, s) = CausalLm::prefill(m, tokens)?;
+                (l, AnyState::S4(s))
+            }
+            AnyLm::Sashimi(m) => {
+                let (l, s) = CausalLm::prefill(m, tokens)?;
+                (l, AnyState::Sashimi(s))
+            }
+        })
+    }
+
+    fn step(&self, state: &mut AnyState, token: u32) -> Result<Vec<f32>> {
+        match (self, state) {
+            (AnyLm::Mamba(m), AnyState::Mamba(s)) => CausalLm::step(m, s, token),
+            (AnyLm::Transformer(m), AnyState::Transformer(s)) => CausalLm::step(m, s, token),
+            (AnyLm::S4(m), AnyState::S4(s)) => CausalLm::step(m, s, token),
+            (AnyLm::Sashimi(m), AnyState::Sashimi(s)) => CausalLm::step(m, s, token),
+            _ => Err(foreign_state()),
+        }
+    }
+
+    fn score(&self, state: &mut AnyState, tokens: &[u32]) -> Result<Vec<f32>> {
+        match (self, state) {
+            (AnyLm::Mamba(m), AnyState::Mamba(s)) => CausalLm::score(m, s, tokens),
+            (AnyLm::Transformer(m), AnyState::Transformer(s)) => CausalLm::score(m, s, tokens),
+            (AnyLm::S4(m), AnyState::S4(s)) => CausalLm::score(m, s, tokens),
+            (AnyLm::Sashimi(m), AnyState::Sashimi(s)) => CausalLm::score(m, s, tokens),
+            _ => Err(foreign_state()),
+        }
+    }
+
+    fn state_len(&self, state: &AnyState) -> usize {
+        match state {
+            AnyState::Mamba(s) => s.current.seqlen,
+            AnyState::Transformer(s) => s.cache.len,
+            AnyState::S4(s) => s.consumed(),
+            AnyState::Sashimi(s) => s.consumed(),
+        }
+    }
+
+    fn truncate(&self, state: &mut AnyState, len: usize) -> Result<()> {
+        match (self, state) {
+            (AnyLm::Mamba(m), AnyState::Mamba(s)) => m.truncate(s, len),
+            (AnyLm::Transformer(m), AnyState::Transformer(s)) => m.truncate(s, len),
+            (AnyLm::S4(m), AnyState::S4(s)) => m.truncate(s, len),
+            (AnyLm::Sashimi(m), AnyState::Sashimi(s)) => m.truncate(s, len),
+            _ => Err(foreign_state()),
+        }
+    }
+
+    fn in_decode_context<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self {
+            AnyLm::Mamba(m) => CausalLm::in_decode_context(m, f),
+            AnyLm::Transformer(m) => CausalLm::in_decode_context(m, f),
+            AnyLm::S4(m) => CausalLm::in_decode_context(m, f),
+            AnyLm::Sashimi(m) => CausalLm::in_decode_context(m, f),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Token-level perplexity of any [`CausalLm`] on a token stream (`seqlab eval ppl`).
+//!
+//! The stream is cut into non-overlapping windows of `window` tokens (the last one may be
+//! shorter); each window starts from the empty state, so a window of n tokens scores its n − 1
+//! next-token predictions: `prefill(x₁)` predicts x₂, one `score(x₂…x_{n−1})` call predicts
+//! x₃…x_n. The result is `PPL = exp(−(1/M) Σ log p(x_{t+1} | x_{≤t}))` over all M predictions,
+//! with the log-softmax over the model's whole vocabulary in f64.
+
+use crate::causal_lm::CausalLm;
+use crate::error::{LmError, Result};
+use seqlab_data::SplitView;
+use seqlab_tensor::log_softmax;
+use std::time::Instant;
+
+/// What [`perplexity`] measured.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PplReport {
+    /// Next-token predictions scored (M).
+    pub predictions: usize,
+    /// Windows evaluated.
+    pub windows: usize,
+    /// Mean negative log-likelihood per prediction, nats.
+    pub nll: f64,
+    /// exp(nll).
+    pub perplexity: f64,
+    /// nll / ln 2.
+    pub bits_per_token: f64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Tokens consumed per second.
+    pub tokens_per_s: f64,
+}
+
+/// Scores one window (module docs); returns (Σ −log p, predictions).
+fn window_nll<M: CausalLm>(model: &M, w: &[u32]) -> Result<(f64, usize)> {
+    let v = model.vocab_size();
+    let (first, mut state) = model.prefill(&w[..1])?;
+    let mut rows = first;
+    if w.len() > 2 {
+        rows.extend(model.score(&mut state, &w[1..w.len() - 1])?);
+    }
+    let mut nll = 0.0;
+    for (row, &target) in rows.chunks_exact(v).zip(&w[1..]) {
+        let lp = log_softmax(row)[target as usize];
+        if !lp.is_finite() {
+            return Err(LmError::Input(format!(
+                "the model gives token {target} zero probability (log p = {lp})"
+            )));
+        }
+        nll -= lp;
+    }
+    Ok((nll, w.len() - 1))
+}
+
+/// Perplexity of `model` on the first `max_tokens` tokens (all when `None`) of `view`, in
+/// windows of `window` tokens (module docs). `on_window` gets the tokens consumed so far after
+/// each window (for a progress bar).
+pub fn perplexity<M: CausalLm>(
+    model: &M,
+    view: &SplitView,
+    window: usize,
+    max_tokens: Option<usize>,
+    mut on_window: impl FnMut(usize),
+) -> Result<PplReport> {
+    if window < 2 {
+        return Err(LmError::Input(format!(
+            "the window must hold at least 2 tokens (one prediction), got {window}"
+        )));
+    }
+    let total = max_tokens.map_or(view.len(), |m| m.min(view.len()));
+    if total < 2 {
+        return Err(LmError::Input(format!(
+            "the {:?} split has {} tokens: nothing to predict",
+            view.split(),
+            view.len()
+        )));
+    }
+    let v = model.vocab_size();
+    let t0 = Instant::now();
+    let (mut nll, mut predictions, mut windows) = (0.0f64, 0usize, 0usize);
+    let mut start = 0;
+    while start + 1 < total {
+        let end = (start + window).min(total);
+        let w = view.get(start..end)?;
+        if let Some(&bad) = w.iter().find(|&&t| t as usize >= v) {
+            return Err(LmError::TokenOutOfRange { id: bad, vocab: v });
+        }
+        let (n, m) = window_nll(model, &w)?;
+        nll += n;
+        predictions += m;
+        windows += 1;
+        start = end;
+        on_window(end);
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let mean = nll / predictions as f64;
+    Ok(PplReport {
+        predictions,
+        windows,
+        nll: mean,
+        perplexity: mean.exp(),
+        bits_per_token: mean / std::f64::consts::LN_2,
+        seconds,
+        tokens_per_s: if seconds > 0.0 {
+            start as f64 / seconds
+        } else {
+            0.0
+        },
+    })
+}

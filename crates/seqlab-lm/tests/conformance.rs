@@ -1,0 +1,133 @@
+//! Every `CausalLm` implementation passes the one conformance suite
+//! (`seqlab_lm::conformance::check_causal_lm`): prefill = score = steps, truncate then re-step =
+//! a fresh run, independent snapshots, bad lengths rejected.
+
+mod common;
+
+use common::*;
+use seqlab_lm::conformance::check_causal_lm;
+use seqlab_lm::{CausalLm, MambaLm};
+
+/// The golden prompt followed by its greedy continuation: a real token sequence.
+fn golden_sequence() -> Vec<u32> {
+    let g = golden_tensors(&golden_dir());
+    let mut t = ids(&g["input_ids"]);
+    t.extend(ids(&g["generated_ids"]));
+    t
+}
+
+#[test]
+fn mamba_conforms() {
+    let model = MambaLm::load(golden_dir()).unwrap();
+    let tokens = golden_sequence();
+    check_causal_lm(&model, &tokens[..40], 3, 1e-4).unwrap();
+    check_causal_lm(&model, &tokens[..5], 1, 1e-4).unwrap();
+}
+
+#[test]
+fn mamba_long_score_uses_the_parallel_scan_and_keeps_no_snapshots() {
+    let model = MambaLm::load(golden_dir()).unwrap();
+    let tokens = golden_sequence();
+    assert!(tokens.len() > 2 + seqlab_lm::causal_lm::MAMBA_SCORE_STEP_MAX);
+    let (last, _) = CausalLm::prefill(&model, &tokens).unwrap();
+    let (_, mut st) = CausalLm::prefill(&model, &tokens[..2]).unwrap();
+    let rows = CausalLm::score(&model, &mut st, &tokens[2..]).unwrap();
+    let v = CausalLm::vocab_size(&model);
+    let d = seqlab_lm::conformance::max_rel_diff(&rows[rows.len() - v..], &last);
+    assert!(d < 1e-4, "{d}");
+    assert!(model.truncate(&mut st, 50).is_err());
+}
+
+#[test]
+fn mamba_rollback_reaches_only_the_scored_block() {
+    let model = MambaLm::load(golden_dir()).unwrap();
+    let tokens = golden_sequence();
+    let (_, mut st) = CausalLm::prefill(&model, &tokens[..4]).unwrap();
+    CausalLm::step(&model, &mut st, tokens[4]).unwrap();
+    // Stepping keeps no snapshots: only the current length and 0 are reachable.
+    let err = model.truncate(&mut st.clone(), 3).unwrap_err().to_string();
+    assert!(err.contains("keeps no snapshots"), "{err}");
+    model.truncate(&mut st, 5).unwrap();
+    CausalLm::score(&model, &mut st, &tokens[5..9]).unwrap();
+    let err = model.truncate(&mut st.clone(), 4).unwrap_err().to_string();
+    assert!(err.contains("lengths 5..=8"), "{err}");
+    // Rolling back drops the snapshots beyond the new length but keeps the earlier ones.
+    model.truncate(&mut st, 7).unwrap();
+    model.truncate(&mut st, 6).unwrap();
+    assert_eq!(model.state_len(&st), 6);
+    assert!(model.truncate(&mut st, 7).is_err());
+}
+
+/// A randomly initialised Transformer LM (the training initialisation, seeded).
+fn transformer(cfg: seqlab_lm::TransformerConfig, seed: u64) -> seqlab_lm::TransformerLm {
+    seqlab_lm::TrainTransformer::init(&cfg, seed, seqlab_tensor::candle_core::DType::F32)
+        .unwrap()
+        .model()
+        .clone()
+}
+
+#[test]
+fn transformers_conform() {
+    use seqlab_lm::{MlpKind, RopeLayout, TransformerConfig};
+    let tokens: Vec<u32> = (0..24u32).map(|i| (i * 37 + 5) % 61).collect();
+    let plain = TransformerConfig::new(61, 32, 2, 4, 64);
+    let gqa = TransformerConfig {
+        n_kv_head: 2,
+        rope_layout: RopeLayout::Interleaved,
+        ..plain.clone()
+    };
+    let gelu_untied = TransformerConfig {
+        mlp: MlpKind::Gelu,
+        tie_embeddings: false,
+        n_kv_head: 1,
+        ..plain.clone()
+    };
+    for (i, cfg) in [plain, gqa, gelu_untied].into_iter().enumerate() {
+        let model = transformer(cfg.clone(), i as u64);
+        check_causal_lm(&model, &tokens, 5, 1e-4).unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
+        check_causal_lm(&model, &tokens[..3], 1, 1e-4).unwrap_or_else(|e| panic!("{cfg:?}: {e}"));
+    }
+}
+
+#[test]
+fn any_lm_conforms_for_both_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = transformer(seqlab_lm::TransformerConfig::new(256, 32, 2, 4, 64), 7);
+    tf.save(dir.path()).unwrap();
+    let tokens = golden_sequence();
+    for path in [golden_dir(), dir.path().to_path_buf()] {
+        let lm = seqlab_lm::load_lm(&path).unwrap();
+        check_causal_lm(&lm.model, &tokens[..30], 4, 1e-4)
+            .unwrap_or_else(|e| panic!("{}: {e}", lm.model.kind()));
+    }
+    // A state of one kind given to the other is an error, not a panic.
+    let mamba = seqlab_lm::load_lm(&golden_dir()).unwrap().model;
+    let tfm = seqlab_lm::load_lm(dir.path()).unwrap().model;
+    let (_, mut st) = tfm.prefill(&tokens[..3]).unwrap();
+    let e = mamba.step(&mut st, 1).unwrap_err().to_string();
+    assert!(e.contains("another kind"), "{e}");
+}
+
+/// The bundled models (`models/`, trained with `seqlab train`): real checkpoints of both kinds
+/// with their shared tokenizer.
+#[test]
+fn bundled_models_conform() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for name in [
+        "mamba-little",
+        "mamba-big",
+        "transformer-little",
+        "transformer-big",
+    ] {
+        let lm = seqlab_lm::load_lm(&root.join(name)).unwrap();
+        let tok = lm
+            .tokenizer
+            .as_ref()
+            .expect("bundled models carry tokenizer.json");
+        let tokens = tok
+            .encode("HAMLET. To be, or not to be, that is the question: whether 'tis nobler")
+            .unwrap();
+        assert!(tokens.len() > 12, "{name}: {tokens:?}");
+        check_causal_lm(&lm.model, &tokens, 4, 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
