@@ -20,6 +20,7 @@ use realfft::RealFftPlanner;
 use rustfft::num_complex::Complex64 as C64;
 
 use super::linalg::{matpow, solve};
+use super::s4d_kernel::scan_by_steps;
 use crate::error::{check_len, Result, SsmError};
 
 const ZERO: C64 = C64 { re: 0.0, im: 0.0 };
@@ -612,21 +613,6 @@ impl S4Recurrence {
         l: usize,
         state: &mut [C64],
     ) -> Result<Vec<f64>> {
-        let h = self.h;
-        check_len("u", u.len(), batch * h * l, || {
-            format!("(batch={batch}, h={h}, l={l})")
-        })?;
-        let mut y = vec![0.0; batch * h * l];
-        let mut ut = vec![0.0; batch * h];
-        for t in 0..l {
-            for bh in 0..batch * h {
-                ut[bh] = u[bh * l + t];
-            }
-            let yt = self.step(&ut, d, state)?;
-            for bh in 0..batch * h {
-                y[bh * l + t] = yt[bh];
-            }
-        }
-        Ok(y)
+        scan_by_steps(u, batch, self.h, l, |ut| self.step(ut, d, state))
     }
 }

@@ -447,21 +447,32 @@ impl S4dRecurrence {
         l: usize,
         state: &mut [C64],
     ) -> Result<Vec<f64>> {
-        let h = self.h;
-        check_len("u", u.len(), batch * h * l, || {
-            format!("(batch={batch}, h={h}, l={l})")
-        })?;
-        let mut y = vec![0.0; batch * h * l];
-        let mut ut = vec![0.0; batch * h];
-        for t in 0..l {
-            for bh in 0..batch * h {
-                ut[bh] = u[bh * l + t];
-            }
-            let yt = self.step(&ut, d, state)?;
-            for bh in 0..batch * h {
-                y[bh * l + t] = yt[bh];
-            }
-        }
-        Ok(y)
+        scan_by_steps(u, batch, self.h, l, |ut| self.step(ut, d, state))
     }
+}
+
+/// Runs a recurrent `step` (one input per (batch, channel) → one output each) over `u`
+/// (batch, H, L) position by position: the step modes' `scan`, y (batch, H, L).
+pub(crate) fn scan_by_steps(
+    u: &[f64],
+    batch: usize,
+    h: usize,
+    l: usize,
+    mut step: impl FnMut(&[f64]) -> Result<Vec<f64>>,
+) -> Result<Vec<f64>> {
+    check_len("u", u.len(), batch * h * l, || {
+        format!("(batch={batch}, h={h}, l={l})")
+    })?;
+    let mut y = vec![0.0; batch * h * l];
+    let mut ut = vec![0.0; batch * h];
+    for t in 0..l {
+        for bh in 0..batch * h {
+            ut[bh] = u[bh * l + t];
+        }
+        let yt = step(&ut)?;
+        for bh in 0..batch * h {
+            y[bh * l + t] = yt[bh];
+        }
+    }
+    Ok(y)
 }
