@@ -2,9 +2,11 @@
 # Rebuild the bundled models in models/ exactly as they were made (seed 0 everywhere):
 # one byte-level BPE tokenizer (2048 ids) trained on Shakespeare's works, the token shards, and
 # four models that share it — a big and a little Mamba, a big and a little Transformer — each
-# trained with `seqlab train` for the steps in its config (models/configs/*.json).
+# trained with `seqlab train` for the steps in its config (models/configs/*.json), and a masked
+# diffusion Transformer of transformer-little's size (mdlm-little) and a bidirectional Mamba
+# (mdlm-mamba-little), both with `seqlab diffusion train`.
 #
-#   bash models/train.sh [MODEL...]     # default: all four; e.g. `bash models/train.sh mamba-little`
+#   bash models/train.sh [MODEL...]     # default: all six; e.g. `bash models/train.sh mamba-little`
 #
 # Work files go to runs/bundle/; each finished model's config.json, model.safetensors and
 # tokenizer.json are copied into models/<name>/ (what is committed), with its metrics.
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 seqlab=${SEQLAB:-./target/release/seqlab}
 work=runs/bundle
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(mamba-little mamba-big transformer-little transformer-big)
+[ ${#models[@]} -gt 0 ] || models=(mamba-little mamba-big transformer-little transformer-big mdlm-little mdlm-mamba-little)
 
 [ -n "${SEQLAB:-}" ] || cargo build --release
 bash datasets/fetch_shakespeare.sh
@@ -27,7 +29,9 @@ for name in "${models[@]}"; do
     family=${name%%-*}
     run="$work/$name"
     if [ -f "$run/checkpoint/trainer_state.json" ]; then resume=(--resume); else resume=(); fi
-    "$seqlab" train --model "$family" --config "models/configs/$name.json" --data "$work/data" \
+    # mdlm-*: masked diffusion LMs (`seqlab diffusion train`; the backbone is the config's model).
+    if [ "$family" = mdlm ]; then cmd=(diffusion train); else cmd=(train --model "$family"); fi
+    "$seqlab" "${cmd[@]}" --config "models/configs/$name.json" --data "$work/data" \
         -o "$run" "${resume[@]}"
     mkdir -p "models/$name"
     cp "$run/checkpoint/config.json" "$run/checkpoint/model.safetensors" "models/$name/"

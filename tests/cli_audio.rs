@@ -163,6 +163,22 @@ fn prepare_train_resume_generate_and_errors() {
         let png = std::fs::read(gen.join(format!("sample_{i}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG");
     }
+    // Per-clip statistics (envelope CV, spectral flatness, silent frames) in stats.json.
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gen.join("stats.json")).unwrap()).unwrap();
+    let clips = stats["clips"].as_array().unwrap();
+    assert_eq!(clips.len(), 2);
+    for (i, c) in clips.iter().enumerate() {
+        assert_eq!(c["file"], format!("sample_{i}.wav"));
+        let sf = c["spectral_flatness"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&sf), "{c}");
+        assert!(c["envelope_cv"].as_f64().unwrap() >= 0.0);
+        assert_eq!(c["frames"], 2); // 0.05 s = two 20 ms frames
+        assert!(
+            ["silence", "noise", "steady", "structured"].contains(&c["verdict"].as_str().unwrap())
+        );
+    }
+    assert!(text.contains("spectral flatness"), "{text}");
     // Same seed → same audio; the two clips differ (seed + i).
     let a0 = std::fs::read(gen.join("sample_0.wav")).unwrap();
     let a1 = std::fs::read(gen.join("sample_1.wav")).unwrap();

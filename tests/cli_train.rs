@@ -11,19 +11,8 @@ use std::path::Path;
 fn prepare_train_generate_resume_and_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let hamlet = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample/hamlet.txt");
-    let tok = t.join("char.json");
-    ok(&[
-        "tokenizer",
-        "train",
-        "--kind",
-        "char",
-        s(&hamlet),
-        "-o",
-        s(&tok),
-    ]);
-    let data = t.join("data");
-    ok(&["prepare", "text", "-t", s(&tok), s(&hamlet), "-o", s(&data)]);
+    let hamlet = common::hamlet();
+    let (_, data) = common::char_hamlet(t, "data");
     let cfg = t.join("cfg.json");
     std::fs::write(
         &cfg,
@@ -239,19 +228,7 @@ fn metric_lines(run: &Path) -> Vec<String> {
 fn transformer_trains_and_resumes_bit_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let hamlet = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample/hamlet.txt");
-    let tok = t.join("char.json");
-    ok(&[
-        "tokenizer",
-        "train",
-        "--kind",
-        "char",
-        s(&hamlet),
-        "-o",
-        s(&tok),
-    ]);
-    let data = t.join("data");
-    ok(&["prepare", "text", "-t", s(&tok), s(&hamlet), "-o", s(&data)]);
+    let (_, data) = common::char_hamlet(t, "data");
     let cfg = t.join("cfg.json");
     std::fs::write(
         &cfg,

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a subset
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the built `seqlab` binary with `args`.
@@ -65,4 +65,28 @@ pub fn fails<S: AsRef<OsStr>>(args: &[S], names: &[&str]) -> String {
 /// A path as `&str` for an argument list.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
+}
+
+/// The bundled sample text, `datasets/sample/hamlet.txt`.
+pub fn hamlet() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample/hamlet.txt")
+}
+
+/// A character-level tokenizer trained on Hamlet (`dir/char.json`) and Hamlet prepared with it
+/// into `dir/NAME`; returns (tokenizer, data directory).
+pub fn char_hamlet(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (hamlet, tok, data) = (hamlet(), dir.join("char.json"), dir.join(name));
+    if !tok.exists() {
+        ok(&[
+            "tokenizer",
+            "train",
+            "--kind",
+            "char",
+            s(&hamlet),
+            "-o",
+            s(&tok),
+        ]);
+    }
+    ok(&["prepare", "text", "-t", s(&tok), s(&hamlet), "-o", s(&data)]);
+    (tok, data)
 }

@@ -9,7 +9,9 @@
 //!   [--seed S] [--spectrogram]` samples in recurrent mode from the silence code, writes
 //!   `sample_{i}.wav` (16 kHz, 16-bit mono, written atomically), prints each sample's NLL under
 //!   the model in bits per byte, and with `--spectrogram` a `sample_{i}.png` (log-magnitude
-//!   STFT, 256-point Hann frames, hop 64, low frequencies at the bottom).
+//!   STFT, 256-point Hann frames, hop 64, low frequencies at the bottom). Each clip's
+//!   [`audio_stats`](crate::audio_stats) (RMS, envelope CV, spectral flatness, silent frames,
+//!   verdict silence / noise / steady / structured) is printed and written to `OUT/stats.json`.
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,6 +65,9 @@ struct AudioTrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Compute device: `cpu`, `cuda` or `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +107,7 @@ pub fn run(args: AudioArgs) -> anyhow::Result<()> {
 }
 
 fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
+    let device = seqlab_tensor::select_device(args.device.parse()?)?;
     if !args.data.is_dir() {
         bail!("data directory {} does not exist", args.data.display());
     }
@@ -151,7 +157,7 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    let s = seqlab_lm::train(&cfg, &opts)?;
+    let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let bits = |nats: f64| nats / std::f64::consts::LN_2;
     let last = s.metrics.last();
     eprintln!(
@@ -327,6 +333,7 @@ fn generate(args: AudioGenerateArgs) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     let mu = MuLaw;
+    let mut stats_json = Vec::with_capacity(args.num);
     for i in 0..args.num {
         bar.set_message(format!("clip {}/{}", i + 1, args.num));
         let mut rng = Rng(args.seed.wrapping_add(i as u64));
@@ -348,7 +355,21 @@ fn generate(args: AudioGenerateArgs) -> anyhow::Result<()> {
         let wav = args.out.join(format!("sample_{i}.wav"));
         write_atomic(&wav, &wav_bytes(&pcm))?;
         let bpb = nll / n_samples as f64 / std::f64::consts::LN_2;
-        let mut line = format!("{}: NLL {bpb:.4} bits/byte", wav.display());
+        let st = crate::audio_stats::clip_stats(&mu.decode_slice(&codes), SAMPLE_RATE);
+        let mut line = format!(
+            "{}: NLL {bpb:.4} bits/byte, RMS {:.4}, envelope CV {:.3}, spectral flatness {:.3}, \
+             silent frames {:.2} ({})",
+            wav.display(),
+            st.rms,
+            st.envelope_cv,
+            st.spectral_flatness,
+            st.silent_fraction,
+            crate::audio_stats::verdict(&st)
+        );
+        let mut entry = st.to_json();
+        entry["file"] = serde_json::json!(format!("sample_{i}.wav"));
+        entry["nll_bits_per_byte"] = serde_json::json!(bpb);
+        stats_json.push(entry);
         if args.spectrogram {
             let png = args.out.join(format!("sample_{i}.png"));
             write_atomic(&png, &spectrogram_png(&mu.decode_slice(&codes))?)?;
@@ -357,5 +378,11 @@ fn generate(args: AudioGenerateArgs) -> anyhow::Result<()> {
         bar.suspend(|| println!("{line}"));
     }
     bar.finish_and_clear();
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "seconds": args.seconds, "temperature": args.temperature, "seed": args.seed,
+        "clips": stats_json,
+    }))
+    .expect("a JSON value serialises");
+    write_atomic(&args.out.join("stats.json"), format!("{text}\n").as_bytes())?;
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! (`text` is null without a tokenizer).
 
 use anyhow::{bail, Context};
-use seqlab_lm::{generate, load_lm, CausalLm, GenerateConfig};
+use seqlab_lm::{generate, load_lm_on, CausalLm, GenerateConfig};
 use seqlab_tensor::{DeviceChoice, SamplerConfig};
 use seqlab_tokenizer::Tokenizer;
 use std::io::Write;
@@ -65,7 +65,8 @@ pub struct GenerateArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
-    /// Compute device (the models run on the CPU).
+    /// Compute device: `cpu`, or `cuda` / `cuda:N` for Mamba and dense Transformer models
+    /// (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -90,9 +91,7 @@ fn parse_ids(s: &str) -> anyhow::Result<Vec<u32>> {
 /// Runs `seqlab generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
-    if choice.is_cuda() {
-        bail!("device `{choice}`: generation runs on the CPU only for now; use `--device cpu`");
-    }
+    let device = seqlab_tensor::select_device(choice)?;
     let sampler = if args.greedy
         || (args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none())
     {
@@ -108,7 +107,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     sampler.validate()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
 
-    let lm = load_lm(&args.model)?;
+    let lm = load_lm_on(&args.model, &device)?;
     let model = &lm.model;
     let tokenizer: Option<Box<dyn Tokenizer>> = match &args.tokenizer {
         Some(p) => Some(seqlab_tokenizer::load(p)?),

@@ -5,11 +5,14 @@
 //! exits with status 1 (clap's own usage errors exit with 2).
 
 mod audio;
+mod audio_stats;
+mod diffusion;
 mod eval;
 mod generate;
 mod info;
 mod prepare;
 mod speculate;
+mod synthetic;
 mod tokenizer_cmd;
 mod train;
 
@@ -49,6 +52,10 @@ enum Command {
     Speculate(speculate::SpeculateArgs),
     /// Audio with SaShiMi: train on a prepared mu-law dataset, generate WAVs (+ spectrograms).
     Audio(audio::AudioArgs),
+    /// Synthetic long-range tasks (selective copying, induction heads) for any backbone.
+    Synthetic(synthetic::SyntheticArgs),
+    /// Masked diffusion language models (MDLM): train, NELBO bound.
+    Diffusion(diffusion::DiffusionArgs),
 }
 
 /// Parse the command line, run the command, and turn any error into one line and exit code 1.
@@ -63,6 +70,8 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Speculate(args) => speculate::run(args),
         Command::Audio(args) => audio::run(args),
+        Command::Diffusion(args) => diffusion::run(args),
+        Command::Synthetic(args) => synthetic::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,9 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Compute device: `cpu`, `cuda` or `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// The model families `--model` accepts.
@@ -58,6 +61,7 @@ enum ModelArg {
 
 /// Runs `seqlab train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let device = seqlab_tensor::select_device(args.device.parse()?)?;
     let mut cfg = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -88,7 +92,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    let s = seqlab_lm::train(&cfg, &opts)?;
+    let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let last = s.metrics.last();
     eprintln!(
         "trained {} steps in {:.1} s: train loss {}, val loss {}; checkpoint {}",

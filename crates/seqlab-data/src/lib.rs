@@ -10,6 +10,8 @@
 //! - [`BatchSampler`]: seeded random windows (or whole clips), next-token targets; batch `t` depends
 //!   only on `(seed, t)`, so a resumed run sees the same batches. [`SequentialBatches`]: every
 //!   window in order, for evaluation.
+//! - [`SyntheticSpec`]: the selective-copying and induction-heads tasks of the Mamba paper,
+//!   seeded example streams with the scored positions and their answers.
 //!
 //! Directory layout (text): `meta.json`, `tokenizer.json`, `train_000.bin …`, `val_000.bin …`,
 //! `train_docs.u64`, `val_docs.u64`. Every file is written under a temporary name and renamed into
@@ -36,6 +38,7 @@ mod reader;
 mod sample;
 mod sampler;
 mod shards;
+mod synthetic;
 mod text;
 
 pub use audio::{prepare_audio, AudioOptions, SAMPLE_RATE};
@@ -47,6 +50,7 @@ pub use meta::{
 pub use reader::{SplitView, TokenDataset};
 pub use sample::{SAMPLE_NAME, SAMPLE_TEXT};
 pub use sampler::{Batch, BatchSampler, SamplerState, SequentialBatches};
+pub use synthetic::{SyntheticBatch, SyntheticExample, SyntheticSpec, SyntheticTask};
 pub use text::{
     collect_text_files, prepare_text, prepare_text_inputs, TextInput, TextOptions, TOKENIZER_FILE,
 };

@@ -23,6 +23,8 @@ pub enum AnyLm {
     S4(crate::s4lm::S4Lm),
     /// A SaShiMi audio model (`model_type` `seqlab_sashimi`).
     Sashimi(crate::sashimi::Sashimi),
+    /// A Mamba LM stepping with tensor ops on a device other than the CPU (a CUDA GPU).
+    MambaDevice(crate::mamba::MambaDeviceLm),
 }
 
 /// The [`CausalLm`] state of an [`AnyLm`].
@@ -36,6 +38,8 @@ pub enum AnyState {
     S4(crate::s4lm::S4LmState),
     /// A SaShiMi state.
     Sashimi(crate::sashimi::SashimiState),
+    /// A device Mamba LM's state.
+    MambaDevice(crate::mamba::MambaDeviceState),
 }
 
 /// A model with what the tools need next to it.
@@ -55,7 +59,7 @@ impl AnyLm {
     /// `"mamba"` or `"transformer"`.
     pub fn kind(&self) -> &'static str {
         match self {
-            AnyLm::Mamba(_) => "mamba",
+            AnyLm::Mamba(_) | AnyLm::MambaDevice(_) => "mamba",
             AnyLm::Transformer(_) => "transformer",
             AnyLm::S4(_) => "s4",
             AnyLm::Sashimi(_) => "sashimi",
@@ -154,6 +158,35 @@ pub fn load_lm(path: &Path) -> Result<LoadedLm> {
     })
 }
 
+/// Loads the model at `path` like [`load_lm`], with its weights on `device`: the CPU, or a
+/// CUDA GPU for Mamba (recurrent steps as device tensor ops, [`crate::mamba::MambaDeviceLm`])
+/// and dense Transformer directories. GGUF (quantized), S4 and SaShiMi models run on the CPU.
+pub fn load_lm_on(path: &Path, device: &candle_core::Device) -> Result<LoadedLm> {
+    let mut lm = load_lm(path)?;
+    if device.is_cpu() {
+        return Ok(lm);
+    }
+    let gguf = path.extension().is_some_and(|e| e == "gguf");
+    lm.model = match &lm.model {
+        AnyLm::Mamba(_) => AnyLm::MambaDevice(crate::mamba::MambaDeviceLm::load(path, device)?),
+        AnyLm::Transformer(_) if !gguf => AnyLm::Transformer(
+            crate::transformer::TrainTransformer::load(path)?
+                .to_device(device)?
+                .model()
+                .clone(),
+        ),
+        other => {
+            return Err(LmError::Input(format!(
+                "{} ({} model{}) runs on the CPU only; use `--device cpu`",
+                path.display(),
+                other.kind(),
+                if gguf { ", quantized GGUF" } else { "" }
+            )))
+        }
+    };
+    Ok(lm)
+}
+
 /// A state of the other kind than the model: a caller mixed two models' states.
 fn foreign_state() -> LmError {
     LmError::Input("the state belongs to a model of another kind".into())
@@ -168,6 +201,7 @@ impl CausalLm for AnyLm {
             AnyLm::Transformer(m) => CausalLm::vocab_size(m),
             AnyLm::S4(m) => CausalLm::vocab_size(m),
             AnyLm::Sashimi(m) => CausalLm::vocab_size(m),
+            AnyLm::MambaDevice(m) => CausalLm::vocab_size(m),
         }
     }
 
@@ -189,6 +223,10 @@ impl CausalLm for AnyLm {
                 let (l, s) = CausalLm::prefill(m, tokens)?;
                 (l, AnyState::Sashimi(s))
             }
+            AnyLm::MambaDevice(m) => {
+                let (l, s) = CausalLm::prefill(m, tokens)?;
+                (l, AnyState::MambaDevice(s))
+            }
         })
     }
 
@@ -198,6 +236,7 @@ impl CausalLm for AnyLm {
             (AnyLm::Transformer(m), AnyState::Transformer(s)) => CausalLm::step(m, s, token),
             (AnyLm::S4(m), AnyState::S4(s)) => CausalLm::step(m, s, token),
             (AnyLm::Sashimi(m), AnyState::Sashimi(s)) => CausalLm::step(m, s, token),
+            (AnyLm::MambaDevice(m), AnyState::MambaDevice(s)) => CausalLm::step(m, s, token),
             _ => Err(foreign_state()),
         }
     }
@@ -208,6 +247,7 @@ impl CausalLm for AnyLm {
             (AnyLm::Transformer(m), AnyState::Transformer(s)) => CausalLm::score(m, s, tokens),
             (AnyLm::S4(m), AnyState::S4(s)) => CausalLm::score(m, s, tokens),
             (AnyLm::Sashimi(m), AnyState::Sashimi(s)) => CausalLm::score(m, s, tokens),
+            (AnyLm::MambaDevice(m), AnyState::MambaDevice(s)) => CausalLm::score(m, s, tokens),
             _ => Err(foreign_state()),
         }
     }
@@ -218,6 +258,7 @@ impl CausalLm for AnyLm {
             AnyState::Transformer(s) => s.cache.len,
             AnyState::S4(s) => s.consumed(),
             AnyState::Sashimi(s) => s.consumed(),
+            AnyState::MambaDevice(s) => s.consumed(),
         }
     }
 
@@ -227,6 +268,7 @@ impl CausalLm for AnyLm {
             (AnyLm::Transformer(m), AnyState::Transformer(s)) => m.truncate(s, len),
             (AnyLm::S4(m), AnyState::S4(s)) => m.truncate(s, len),
             (AnyLm::Sashimi(m), AnyState::Sashimi(s)) => m.truncate(s, len),
+            (AnyLm::MambaDevice(m), AnyState::MambaDevice(s)) => m.truncate(s, len),
             _ => Err(foreign_state()),
         }
     }
@@ -237,6 +279,7 @@ impl CausalLm for AnyLm {
             AnyLm::Transformer(m) => CausalLm::in_decode_context(m, f),
             AnyLm::S4(m) => CausalLm::in_decode_context(m, f),
             AnyLm::Sashimi(m) => CausalLm::in_decode_context(m, f),
+            AnyLm::MambaDevice(m) => CausalLm::in_decode_context(m, f),
         }
     }
 }

@@ -8,8 +8,8 @@
 use crate::error::{LmError, Result};
 use crate::mamba::{LogitsMode, MambaLm, MambaState};
 
-/// Longest block [`CausalLm::score`] runs as recurrent steps on a Mamba LM (keeping a
-/// snapshot per position); longer blocks use the parallel scan.
+/// Longest block [`CausalLm::score`] runs through [`MambaLm::score_block`] on a Mamba LM
+/// (keeping a snapshot per position); longer blocks use the parallel scan.
 pub const MAMBA_SCORE_STEP_MAX: usize = 64;
 
 /// An autoregressive language model with a recurrent (or cached) state.
@@ -91,10 +91,10 @@ impl CausalLm for MambaLm {
             .to_vec1()?)
     }
 
-    /// Recurrent steps over `tokens`, keeping the state before each of them for
-    /// [`CausalLm::truncate`]. (At batch 1 a step reads every weight once, as a parallel pass
-    /// over a short block does, so stepping costs little more and yields every intermediate
-    /// state; long blocks go through the parallel scan and keep no snapshots.)
+    /// A short block goes through [`MambaLm::score_block`]: the dense parts run once over all
+    /// positions, the conv and scan position by position, and the state before each scored
+    /// token is kept for [`CausalLm::truncate`]. Long blocks go through the parallel scan and
+    /// keep no snapshots.
     fn score(&self, state: &mut MambaLmState, tokens: &[u32]) -> Result<Vec<f32>> {
         state.kept.clear();
         if tokens.len() > MAMBA_SCORE_STEP_MAX {
@@ -103,16 +103,12 @@ impl CausalLm for MambaLm {
             let logits = out.logits.expect("LogitsMode::All computes logits");
             return Ok(logits.flatten_all()?.to_vec1()?);
         }
-        let mut logits = Vec::with_capacity(tokens.len() * self.config().vocab_size);
-        MambaLm::in_decode_context(self, 1, || -> Result<()> {
-            for &t in tokens {
-                state.kept.push(state.current.clone());
-                let l = MambaLm::step(self, &mut state.current, &[t])?;
-                logits.extend(l.flatten_all()?.to_vec1::<f32>()?);
-            }
-            Ok(())
-        })?;
-        Ok(logits)
+        let before = state.current.clone();
+        let (logits, mut after) =
+            MambaLm::in_decode_context(self, 1, || self.score_block(&mut state.current, tokens))?;
+        after.pop();
+        state.kept = std::iter::once(before).chain(after).collect();
+        Ok(logits.flatten_all()?.to_vec1()?)
     }
 
     fn state_len(&self, state: &MambaLmState) -> usize {

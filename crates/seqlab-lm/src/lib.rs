@@ -27,6 +27,9 @@
 //! - [`s4lm`]: an S4 / S4D language model ([`S4Lm`]) and [`sashimi`]: the multi-scale SaShiMi
 //!   audio model ([`Sashimi`]), both trainable and behind [`CausalLm`].
 //!
+//! - [`synthetic_train`]: selective copying and induction heads (Mamba paper §4.1.1) for any
+//!   trainable backbone, with the loss and the accuracy on the answer positions only.
+//!
 //! Errors are [`LmError`]s whose one-line messages name the file, tensor or token involved.
 
 pub mod any_lm;
@@ -39,10 +42,11 @@ pub mod gguf;
 pub mod mamba;
 pub mod s4lm;
 pub mod sashimi;
+pub mod synthetic_train;
 pub mod train;
 pub mod transformer;
 
-pub use any_lm::{load_lm, AnyLm, AnyState, LoadedLm};
+pub use any_lm::{load_lm, load_lm_on, AnyLm, AnyState, LoadedLm};
 pub use causal_lm::{CausalLm, MambaLmState};
 pub use error::{LmError, Result};
 pub use eval::{perplexity, PplReport};
@@ -52,7 +56,7 @@ pub use mamba::{
 };
 pub use s4lm::{S4Lm, S4LmConfig, S4LmState, SsmName};
 pub use sashimi::{Sashimi, SashimiConfig, SashimiState};
-pub use train::{train, TrainConfig, TrainOptions, TrainSummary};
+pub use train::{train, train_on, TrainConfig, TrainOptions, TrainSummary};
 pub use transformer::{
     KvCache, LayerWeights, Linear, MlpKind, RopeLayout, TrainTransformer, TransformerConfig,
     TransformerLm, TransformerState, TransformerWeights,

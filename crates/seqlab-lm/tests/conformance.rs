@@ -58,6 +58,70 @@ fn mamba_rollback_reaches_only_the_scored_block() {
     assert!(model.truncate(&mut st, 7).is_err());
 }
 
+/// `MambaLm::score_block` (the verifier's parallel score) on a batch of two rows: its logits
+/// equal recurrent steps, and the state it returns after each position equals the state the
+/// steps reach there (conv windows bit for bit: same arithmetic; SSM states to rounding, since
+/// the projections feeding them run as a gemm instead of matrix-vector products).
+#[test]
+fn mamba_score_block_returns_the_state_after_every_position() {
+    let model = MambaLm::load(golden_dir()).unwrap();
+    let tokens = golden_sequence();
+    let (p, l) = (6, 9);
+    let rows = [&tokens[..p + l], &tokens[10..10 + p + l]];
+    let prompt: Vec<u32> = rows.iter().flat_map(|r| r[..p].iter().copied()).collect();
+    let block: Vec<u32> = rows.iter().flat_map(|r| r[p..].iter().copied()).collect();
+    let (_, st0) = model
+        .prefill(&prompt, 2, seqlab_lm::LogitsMode::Skip)
+        .unwrap();
+    let mut st = st0.clone();
+    let (logits, states) = model.score_block(&mut st, &block).unwrap();
+    let v = model.vocab_size();
+    assert_eq!(logits.dims(), &[2, l, v]);
+    assert_eq!(states.len(), l);
+    assert_eq!(states[l - 1], st);
+    let logits: Vec<f32> = logits.flatten_all().unwrap().to_vec1().unwrap();
+    let mut stepped = st0;
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0f32, f32::max)
+    };
+    for t in 0..l {
+        let ids = [rows[0][p + t], rows[1][p + t]];
+        let want: Vec<f32> = model
+            .step(&mut stepped, &ids)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for b in 0..2 {
+            let got = &logits[(b * l + t) * v..][..v];
+            let d = seqlab_lm::conformance::max_rel_diff(got, &want[b * v..][..v]);
+            assert!(d < 1e-4, "row {b} position {t}: logits differ by {d}");
+        }
+        let s = &states[t];
+        assert_eq!(s.seqlen, p + t + 1);
+        for i in 0..s.conv.len() {
+            assert!(
+                max_diff(&s.conv[i], &stepped.conv[i]) < 1e-5,
+                "conv {i} at {t}"
+            );
+            assert!(
+                max_diff(&s.ssm[i], &stepped.ssm[i]) < 1e-5,
+                "ssm {i} at {t}"
+            );
+        }
+    }
+    // Rows of different lengths or a foreign state are errors, not panics.
+    assert!(model.score_block(&mut st.clone(), &block[..3]).is_err());
+    let c = model.config();
+    let mut foreign =
+        seqlab_lm::MambaState::zeros(2, c.n_layer, c.d_inner + 1, c.d_conv, c.d_state);
+    assert!(model.score_block(&mut foreign, &block).is_err());
+}
+
 /// A randomly initialised Transformer LM (the training initialisation, seeded).
 fn transformer(cfg: seqlab_lm::TransformerConfig, seed: u64) -> seqlab_lm::TransformerLm {
     seqlab_lm::TrainTransformer::init(&cfg, seed, seqlab_tensor::candle_core::DType::F32)

@@ -14,16 +14,20 @@
 //!            out = y W_outᵀ
 //! ```
 //!
-//! Three entry points share these weights: [`MambaLm::forward`] (parallel scan over whole
-//! sequences), [`MambaLm::prefill`] (the same, also returning the recurrent state) and
+//! Four entry points share these weights: [`MambaLm::forward`] (parallel scan over whole
+//! sequences), [`MambaLm::prefill`] (the same, also returning the recurrent state),
 //! [`MambaLm::step`] (one token per row through `causal_conv1d_update` and
-//! `selective_state_update`). The matmuls go through candle's CPU gemm; conv and scan through
+//! `selective_state_update`) and [`MambaLm::score_block`] (a short block: batched dense
+//! parts, recurrences per position, the state after every position — speculative
+//! verification with rollback). The matmuls go through candle's CPU gemm; conv and scan through
 //! `seqlab-ssm`'s rayon kernels.
 
 use crate::error::{LmError, Result};
 use crate::mamba::config::MambaConfig;
 use crate::mamba::ops::{
-    channel_to_token_major, columns, columns_to_channel_major, linear, linear_as_tensor, rms_norm,
+    channel_to_token_major, columns, columns_to_channel_major, conv_block, linear,
+    linear_as_tensor, linear_block, linear_tensor, rms_norm, scan_block, BlockDims,
+    ScanBlockInputs,
 };
 use crate::mamba::state::MambaState;
 use crate::mamba::weights::{LayerWeights, MambaWeights};
@@ -256,6 +260,91 @@ impl MambaLm {
         state.seqlen += 1;
         let normed = rms_norm(&h, &self.w.norm_f, c.norm_eps);
         self.lm_head(&normed, batch)
+    }
+
+    /// Consumes a block of `tokens` (batch·len ids, row-major; len ≥ 1) from `state` and returns
+    /// the logits after every position (batch, len, vocab) together with the state after every
+    /// position (`len` states, the last equal to the updated `state`), for rollback into the
+    /// block (speculative verification).
+    ///
+    /// Every dense part — RMSNorm, in/x/dt/out projections, lm_head — runs once over all
+    /// batch·len rows (matrix-matrix products instead of a matrix-vector product per token:
+    /// where a loop of steps spends its time); only the O(len·E·D·(K + N)) recurrences run
+    /// position by position ([`conv_block`], [`scan_block`]: the step kernels' arithmetic,
+    /// `h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t, y_t = C_t h_t + D x_t`), copying each layer's
+    /// conv window and SSM state after each position. The logits match [`MambaLm::step`] up to
+    /// the gemm's summation order. An error (never a panic) for a state of another shape or
+    /// `tokens` that do not split into `state.batch` equal rows.
+    pub fn score_block(
+        &self,
+        state: &mut MambaState,
+        tokens: &[u32],
+    ) -> Result<(Tensor, Vec<MambaState>)> {
+        let batch = state.batch;
+        self.check_state(state, batch)?;
+        let len = self.check_tokens(tokens, batch)?;
+        let c = &self.cfg;
+        let (di, n, r, k) = (c.d_inner, c.d_state, c.dt_rank, c.d_conv);
+        let xw = c.x_proj_dim();
+        let rows = batch * len;
+        let start = state.seqlen;
+        let mut states: Vec<MambaState> = (1..=len)
+            .map(|j| MambaState {
+                seqlen: start + j,
+                ..state.clone()
+            })
+            .collect();
+        let mut h = self.embed(tokens)?;
+        for (i, lw) in self.w.layers.iter().enumerate() {
+            let normed = rms_norm(&h, &lw.norm, c.norm_eps);
+            let xz = linear_block(&normed, rows, &lw.in_proj, lw.in_proj_bias.as_deref())?;
+            let dims = BlockDims {
+                batch,
+                len,
+                dim: di,
+            };
+            let (xc, windows) = conv_block(
+                dims,
+                &xz,
+                2 * di,
+                &mut state.conv[i],
+                &lw.conv_weight,
+                lw.conv_bias.as_deref(),
+            );
+            let xdbl = linear_block(&xc, rows, &lw.x_proj, None)?;
+            let dt = columns(&xdbl, xw, 0, r);
+            let delta = linear_block(&dt, rows, &lw.dt_proj, None)?;
+            let inputs = ScanBlockInputs {
+                x: &xc,
+                delta: &delta,
+                xdbl: &xdbl,
+                dt_rank: r,
+                xz: &xz,
+                a: &lw.a,
+                d: &lw.d,
+                dt_bias: &lw.dt_bias,
+            };
+            let (y, hs) = scan_block(dims, &inputs, &mut state.ssm[i]);
+            let (cw, sw) = (batch * di * k, batch * di * n);
+            for (t, st) in states.iter_mut().enumerate() {
+                st.conv[i].copy_from_slice(&windows[t * cw..][..cw]);
+                st.ssm[i].copy_from_slice(&hs[t * sw..][..sw]);
+            }
+            let out = linear_block(&y, rows, &lw.out_proj, lw.out_proj_bias.as_deref())?;
+            for (h, o) in h.iter_mut().zip(&out) {
+                *h += o;
+            }
+        }
+        state.seqlen += len;
+        let normed = rms_norm(&h, &self.w.norm_f, c.norm_eps);
+        let w = self.w.lm_head.as_ref().unwrap_or(&self.w.embedding);
+        let logits = if rows < 2 {
+            self.lm_head(&normed, rows)?
+        } else {
+            linear_tensor(&normed, rows, w, None)?
+        };
+        let logits = logits.reshape((batch, len, c.vocab_size))?;
+        Ok((logits, states))
     }
 
     /// The mixer over whole sequences: `normed` (batch, len, D) → (batch, len, D). With a state,

@@ -212,7 +212,11 @@ impl TrainMamba {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let mut t = HashMap::new();
         for (name, v) in &self.params {
-            t.insert(name.clone(), v.as_tensor().to_dtype(DType::F32)?);
+            let host = v
+                .as_tensor()
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?;
+            t.insert(name.clone(), host);
         }
         seqlab_tensor::save_atomic(dir.join("model.safetensors"), &t)?;
         seqlab_io::write_atomic(
@@ -226,6 +230,23 @@ impl TrainMamba {
     /// The configuration.
     pub fn config(&self) -> &MambaConfig {
         &self.cfg
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.params[0].1.device().clone()
+    }
+
+    /// The same model with every parameter copied to `device` (shared, not copied, when
+    /// it is already there); the same scan chunk.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let mut t = HashMap::new();
+        for (name, v) in &self.params {
+            t.insert(name.clone(), v.as_tensor().to_device(device)?);
+        }
+        let mut m = Self::from_tensors(&self.cfg, t)?;
+        m.scan_chunk = self.scan_chunk;
+        Ok(m)
     }
 
     /// Parameters, in checkpoint order.
@@ -266,10 +287,10 @@ impl TrainMamba {
         }
         let emb = self.p(embedding_name(c.layout))?;
         let dtype = emb.dtype();
-        let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+        let ids = Tensor::from_slice(tokens, tokens.len(), emb.device())?;
         let mut h = emb.index_select(&ids, 0)?; // (B·L, D)
         let masks = match seq_idx {
-            Some(s) => Some(conv_masks(s, batch, len, c.d_conv, dtype)?),
+            Some(s) => Some(conv_masks(s, batch, len, c.d_conv, dtype, emb.device())?),
             None => None,
         };
         for i in 0..c.n_layer {
@@ -287,6 +308,25 @@ impl TrainMamba {
         Ok(normed
             .matmul(&head.t()?)?
             .reshape((batch, len, c.vocab_size))?)
+    }
+
+    /// The mixer (in_proj, causal conv, selective scan, gate, out_proj) of block `layer` on
+    /// `normed` (batch·len, D), unpacked rows: (batch·len, D). The building block of a
+    /// bidirectional Mamba (a forward and a reversed scan per block). Differentiable.
+    pub fn mixer_unpacked(
+        &self,
+        layer: usize,
+        normed: &Tensor,
+        batch: usize,
+        len: usize,
+    ) -> Result<Tensor> {
+        if layer >= self.cfg.n_layer {
+            return Err(LmError::Input(format!(
+                "no block {layer} in a {}-block Mamba",
+                self.cfg.n_layer
+            )));
+        }
+        self.mixer(&layer_prefix(layer), normed, batch, len, None, None)
     }
 
     fn mixer(
@@ -325,7 +365,7 @@ impl TrainMamba {
             let xs = if shift == 0 {
                 x.clone()
             } else {
-                let zeros = Tensor::zeros((batch, di, shift), x.dtype(), &Device::Cpu)?;
+                let zeros = Tensor::zeros((batch, di, shift), x.dtype(), x.device())?;
                 Tensor::cat(&[&zeros, &x.narrow(2, 0, len - shift)?], 2)?
             };
             let xs = match masks {
@@ -395,6 +435,7 @@ fn conv_masks(
     len: usize,
     k: usize,
     dtype: DType,
+    device: &Device,
 ) -> Result<Vec<Tensor>> {
     let mut out = Vec::with_capacity(k);
     for shift in 0..k {
@@ -407,7 +448,7 @@ fn conv_masks(
                 m[b * len + t] = if same { 1.0 } else { 0.0 };
             }
         }
-        out.push(Tensor::from_vec(m, (batch, 1, len), &Device::Cpu)?.to_dtype(dtype)?);
+        out.push(Tensor::from_vec(m, (batch, 1, len), device)?.to_dtype(dtype)?);
     }
     Ok(out)
 }
@@ -442,7 +483,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let shifted = l.broadcast_sub(&max)?;
     let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
     let logp = shifted.broadcast_sub(&lse)?;
-    let idx = Tensor::from_slice(targets, (rows, 1), &Device::Cpu)?;
+    let idx = Tensor::from_slice(targets, (rows, 1), logits.device())?;
     let picked = logp.gather(&idx, 1)?;
     Ok((picked.sum_all()?.neg()? / rows as f64)?)
 }

@@ -86,6 +86,17 @@ pub fn set_params(params: &[(String, Var)], t: &mut HashMap<String, Tensor>) -> 
     Ok(())
 }
 
+/// The parameters' current values, copied to `device`, by name (for [`set_params`]).
+pub fn params_on(
+    params: &[(String, Var)],
+    device: &candle_core::Device,
+) -> Result<HashMap<String, Tensor>> {
+    params
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_device(device)?)))
+        .collect()
+}
+
 /// The values of a var as f64.
 pub fn vals(v: &Var) -> Result<Vec<f64>> {
     Ok(v.as_tensor()
@@ -102,10 +113,10 @@ pub fn normal(rng: &mut rand::rngs::StdRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
-/// A `Var` of `shape` from f64 values, as f32.
-pub fn var_f32(v: Vec<f64>, shape: &[usize]) -> Result<Var> {
+/// A `Var` of `shape` on `device` from f64 values, as f32.
+pub fn var_f32(v: Vec<f64>, shape: &[usize], device: &candle_core::Device) -> Result<Var> {
     Ok(Var::from_tensor(
-        &Tensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(DType::F32)?,
+        &Tensor::from_vec(v, shape, device)?.to_dtype(DType::F32)?,
     )?)
 }
 
@@ -301,7 +312,12 @@ pub struct FfBlock {
 
 impl FfBlock {
     /// Norm (1, 0); linears U(±1/√fan_in).
-    pub fn new(h: usize, e: usize, rng: &mut rand::rngs::StdRng) -> Result<Self> {
+    pub fn new(
+        h: usize,
+        e: usize,
+        rng: &mut rand::rngs::StdRng,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
         use rand::Rng;
         let mut u = |n: usize, fan: usize| -> Vec<f64> {
             let s = 1.0 / (fan as f64).sqrt();
@@ -314,12 +330,12 @@ impl FfBlock {
             u(h, e * h),
         );
         Ok(Self {
-            ln_w: var_f32(vec![1.0; h], &[h])?,
-            ln_b: var_f32(vec![0.0; h], &[h])?,
-            w1: var_f32(w1, &[e * h, h])?,
-            b1: var_f32(b1, &[e * h])?,
-            w2: var_f32(w2, &[h, e * h])?,
-            b2: var_f32(b2, &[h])?,
+            ln_w: var_f32(vec![1.0; h], &[h], device)?,
+            ln_b: var_f32(vec![0.0; h], &[h], device)?,
+            w1: var_f32(w1, &[e * h, h], device)?,
+            b1: var_f32(b1, &[e * h], device)?,
+            w2: var_f32(w2, &[h, e * h], device)?,
+            b2: var_f32(b2, &[h], device)?,
         })
     }
 

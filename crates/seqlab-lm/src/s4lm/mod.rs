@@ -132,25 +132,31 @@ impl S4Lm {
     /// A freshly initialised model, deterministic in `seed` (embedding N(0, 0.02²), blocks as
     /// `S4Block::new` with seed `seed·1000 + i`).
     pub fn init(cfg: &S4LmConfig, seed: u64) -> Result<Self> {
+        Self::init_on(cfg, seed, &Device::Cpu)
+    }
+
+    /// [`S4Lm::init`] with the parameters on `device`.
+    pub fn init_on(cfg: &S4LmConfig, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let (v, h) = (cfg.vocab_size, cfg.d_model);
         let emb = var_f32(
             (0..v * h).map(|_| 0.02 * layer::normal(&mut rng)).collect(),
             &[v, h],
+            device,
         )?;
         let mut blocks = Vec::new();
         for i in 0..cfg.n_layer {
             let mut bc = S4BlockConfig::new(h, cfg.ssm.kind(), cfg.l_max);
             bc.d_state = cfg.d_state;
             bc.seed = seed.wrapping_mul(1000).wrapping_add(i as u64);
-            blocks.push(S4Block::new(bc, DType::F32, &Device::Cpu)?);
+            blocks.push(S4Block::new(bc, DType::F32, device)?);
         }
         let inner = Inner {
             emb,
             blocks,
-            norm_w: var_f32(vec![1.0; h], &[h])?,
-            norm_b: var_f32(vec![0.0; h], &[h])?,
+            norm_w: var_f32(vec![1.0; h], &[h], device)?,
+            norm_b: var_f32(vec![0.0; h], &[h], device)?,
         };
         let mut params = vec![("embedding.weight".to_string(), inner.emb.clone())];
         for (i, b) in inner.blocks.iter().enumerate() {
@@ -204,6 +210,14 @@ impl S4Lm {
         &self.cfg
     }
 
+    /// The same model with every parameter copied to `device`.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let m = Self::init_on(&self.cfg, 0, device)?;
+        let mut t = layer::params_on(&self.params, device)?;
+        layer::set_params(&m.params, &mut t)?;
+        Ok(m)
+    }
+
     /// Named parameters in checkpoint order.
     pub fn params(&self) -> &[(String, Var)] {
         &self.params
@@ -228,7 +242,7 @@ impl S4Lm {
             )));
         }
         let l = tokens.len() / batch;
-        let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+        let ids = Tensor::from_slice(tokens, tokens.len(), self.inner.emb.device())?;
         let mut x = self.inner.emb.as_tensor().index_select(&ids, 0)?.reshape((
             batch,
             l,
@@ -315,7 +329,11 @@ pub(crate) fn save_model<C: Serialize>(
         .map_err(|e| LmError::Train(e.to_string()))?;
     let mut t = std::collections::HashMap::new();
     for (n, v) in params {
-        t.insert(n.clone(), v.as_tensor().to_dtype(DType::F32)?);
+        let host = v
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?;
+        t.insert(n.clone(), host);
     }
     seqlab_tensor::save_atomic(dir.join("model.safetensors"), &t)?;
     Ok(())

@@ -229,6 +229,11 @@ fn uniform(rng: &mut rand::rngs::StdRng, n: usize, fan_in: usize) -> Vec<f64> {
 impl Sashimi {
     /// A freshly initialised model, deterministic in `seed`.
     pub fn init(cfg: &SashimiConfig, seed: u64) -> Result<Self> {
+        Self::init_on(cfg, seed, &Device::Cpu)
+    }
+
+    /// [`Sashimi::init`] with the parameters on `device`.
+    pub fn init_on(cfg: &SashimiConfig, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut block_seed = seed.wrapping_mul(1000);
@@ -240,8 +245,8 @@ impl Sashimi {
                 bc.d_state = cfg.d_state;
                 bc.seed = block_seed;
                 block_seed = block_seed.wrapping_add(1);
-                s4.push(S4Block::new(bc, DType::F32, &Device::Cpu)?);
-                ff.push(FfBlock::new(h, cfg.ff_expand, rng)?);
+                s4.push(S4Block::new(bc, DType::F32, device)?);
+                ff.push(FfBlock::new(h, cfg.ff_expand, rng, device)?);
             }
             Ok(Stage { s4, ff })
         };
@@ -249,6 +254,7 @@ impl Sashimi {
         let emb = var_f32(
             (0..v * h0).map(|_| layer::normal(&mut rng)).collect(),
             &[v, h0],
+            device,
         )?;
         let mut widths = vec![h0];
         let mut lens = vec![cfg.l_max];
@@ -257,8 +263,8 @@ impl Sashimi {
             let h = *widths.last().expect("non-empty");
             let ho = h * cfg.expand;
             down.push((
-                var_f32(uniform(&mut rng, ho * p * h, p * h), &[ho, p * h])?,
-                var_f32(uniform(&mut rng, ho, p * h), &[ho])?,
+                var_f32(uniform(&mut rng, ho * p * h, p * h), &[ho, p * h], device)?,
+                var_f32(uniform(&mut rng, ho, p * h), &[ho], device)?,
             ));
             widths.push(ho);
             lens.push(lens.last().expect("non-empty").div_ceil(p));
@@ -269,20 +275,20 @@ impl Sashimi {
         for i in 0..n {
             let (h, hi, p) = (widths[i], widths[i + 1], cfg.pool[i]);
             let w = (
-                var_f32(uniform(&mut rng, p * h * hi, hi), &[p * h, hi])?,
-                var_f32(uniform(&mut rng, p * h, hi), &[p * h])?,
+                var_f32(uniform(&mut rng, p * h * hi, hi), &[p * h, hi], device)?,
+                var_f32(uniform(&mut rng, p * h, hi), &[p * h], device)?,
             );
             up.push((w, stage(&mut rng, h, lens[i])?));
         }
-        let head_w = var_f32(uniform(&mut rng, v * h0, h0), &[v, h0])?;
-        let head_b = var_f32(vec![0.0; v], &[v])?;
+        let head_w = var_f32(uniform(&mut rng, v * h0, h0), &[v, h0], device)?;
+        let head_b = var_f32(vec![0.0; v], &[v], device)?;
         let inner = Inner {
             emb,
             down,
             center,
             up,
-            norm_w: var_f32(vec![1.0; h0], &[h0])?,
-            norm_b: var_f32(vec![0.0; h0], &[h0])?,
+            norm_w: var_f32(vec![1.0; h0], &[h0], device)?,
+            norm_b: var_f32(vec![0.0; h0], &[h0], device)?,
             head_w,
             head_b,
         };
@@ -357,6 +363,14 @@ impl Sashimi {
         &self.cfg
     }
 
+    /// The same model with every parameter copied to `device`.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let m = Self::init_on(&self.cfg, 0, device)?;
+        let mut t = layer::params_on(&self.params, device)?;
+        layer::set_params(&m.params, &mut t)?;
+        Ok(m)
+    }
+
     /// Named parameters in checkpoint order.
     pub fn params(&self) -> &[(String, Var)] {
         &self.params
@@ -394,7 +408,7 @@ impl Sashimi {
             )));
         }
         let inn = &self.inner;
-        let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+        let ids = Tensor::from_slice(tokens, tokens.len(), self.inner.emb.device())?;
         let mut x =
             inn.emb
                 .as_tensor()

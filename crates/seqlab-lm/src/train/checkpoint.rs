@@ -13,7 +13,7 @@ use crate::error::{LmError, Result};
 use crate::train::config::TrainConfig;
 use crate::train::model::TrainModel;
 use crate::train::optim::{AdamSlot, AdamW};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use seqlab_data::SamplerState;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -53,12 +53,32 @@ pub fn write_checkpoint(
     state: &TrainerState,
     tokenizer: Option<&Path>,
 ) -> Result<()> {
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    write_checkpoint_with(
+        run_dir,
+        |dir| model.save(dir),
+        opt,
+        json.as_bytes(),
+        tokenizer,
+    )
+}
+
+/// The crash-safe checkpoint writer behind [`write_checkpoint`], for any model: `save` writes
+/// the model files into the new checkpoint directory, `state_json` becomes
+/// `trainer_state.json` (written last), the AdamW moments `optimizer.safetensors`.
+pub fn write_checkpoint_with(
+    run_dir: &Path,
+    save: impl FnOnce(&Path) -> Result<()>,
+    opt: &AdamW,
+    state_json: &[u8],
+    tokenizer: Option<&Path>,
+) -> Result<()> {
     let tmp = run_dir.join("checkpoint.tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| io_err("remove", &tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io_err("create", &tmp, e))?;
-    model.save(&tmp)?;
+    save(&tmp)?;
     if let Some(tok) = tokenizer {
         let bytes = std::fs::read(tok).map_err(|e| io_err("read", tok, e))?;
         seqlab_io::write_atomic(tmp.join("tokenizer.json"), &bytes)
@@ -66,12 +86,12 @@ pub fn write_checkpoint(
     }
     let mut moments = HashMap::new();
     for s in &opt.slots {
-        moments.insert(format!("m.{}", s.name), s.m.to_dtype(DType::F32)?);
-        moments.insert(format!("v.{}", s.name), s.v.to_dtype(DType::F32)?);
+        let host = |t: &Tensor| t.to_dtype(DType::F32)?.to_device(&Device::Cpu);
+        moments.insert(format!("m.{}", s.name), host(&s.m)?);
+        moments.insert(format!("v.{}", s.name), host(&s.v)?);
     }
     seqlab_tensor::save_atomic(tmp.join(OPTIMIZER_FILE), &moments)?;
-    let json = serde_json::to_string_pretty(state).expect("state serialises");
-    seqlab_io::write_atomic(tmp.join(STATE_FILE), json.as_bytes())
+    seqlab_io::write_atomic(tmp.join(STATE_FILE), state_json)
         .map_err(|e| LmError::Train(e.to_string()))?;
 
     let cur = run_dir.join(CHECKPOINT_DIR);
@@ -107,6 +127,14 @@ pub fn read_checkpoint(dir: &Path, weight_decay: f64) -> Result<(TrainModel, Ada
         .map_err(|e| LmError::Train(format!("bad trainer state {}: {e}", path.display())))?;
     let model = TrainModel::load(state.config.model, dir)?;
     let mut opt = AdamW::new(model.params(), weight_decay, model.decay_fn())?;
+    read_optimizer_moments(dir, &mut opt)?;
+    opt.t = state.adam_t;
+    Ok((model, opt, state))
+}
+
+/// Restores the AdamW moments `m.<param>` / `v.<param>` of every slot of `opt` exactly from
+/// `dir/optimizer.safetensors` (the step count `t` is the caller's, from its state file).
+pub fn read_optimizer_moments(dir: &Path, opt: &mut AdamW) -> Result<()> {
     let moments = seqlab_tensor::load(dir.join(OPTIMIZER_FILE), &Device::Cpu)?;
     for AdamSlot { name, m, v, .. } in opt.slots.iter_mut() {
         let get = |k: String| {
@@ -120,6 +148,5 @@ pub fn read_checkpoint(dir: &Path, weight_decay: f64) -> Result<(TrainModel, Ada
         *m = get(format!("m.{name}"))?;
         *v = get(format!("v.{name}"))?;
     }
-    opt.t = state.adam_t;
-    Ok((model, opt, state))
+    Ok(())
 }

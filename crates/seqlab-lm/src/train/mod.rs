@@ -21,14 +21,17 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 
-pub use checkpoint::{find_checkpoint, read_checkpoint, write_checkpoint, TrainerState};
+pub use checkpoint::{
+    find_checkpoint, read_checkpoint, read_optimizer_moments, write_checkpoint,
+    write_checkpoint_with, TrainerState,
+};
 pub use config::{MlpName, ModelKind, TrainConfig};
 pub use model::TrainModel;
 pub use optim::{clip_grad_norm, global_norm, lr_at, AdamW};
 
 use crate::error::{LmError, Result};
 use crate::mamba::train_model::{cross_entropy, window_seq_idx};
-use candle_core::DType;
+use candle_core::{DType, Device};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{BatchSampler, SamplerState, SequentialBatches, Split, SplitView, TokenDataset};
 use std::io::Write;
@@ -121,6 +124,13 @@ fn train_err(msg: String) -> LmError {
 
 /// Trains (or resumes) the LM `cfg.model` names with `cfg` on `opts.data`, writing into `opts.run_dir`.
 pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    train_on(cfg, opts, &Device::Cpu)
+}
+
+/// [`train`] with the model, its gradients and the optimizer state on `device` (e.g. a CUDA
+/// GPU). The model is initialised on the CPU and copied, so a run starts from the same weights
+/// on every device; checkpoints are written from host copies and resume onto any device.
+pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Result<TrainSummary> {
     cfg.validate()
         .map_err(|e| train_err(format!("bad training config: {e}")))?;
     if !opts.data.is_dir() {
@@ -155,6 +165,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         })?;
         let (model, opt, state) = read_checkpoint(&dir, cfg.weight_decay)?;
         model.check_matches(cfg, vocab)?;
+        let (model, opt) = (model.to_device(device)?, opt.to_device(device)?);
         if state.seed != cfg.seed {
             return Err(train_err(format!(
                 "the checkpoint was trained with seed {}, the config says {}",
@@ -164,7 +175,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let earlier = read_metrics(&metrics_path, state.step)?;
         (model, opt, state.step, earlier)
     } else {
-        let model = TrainModel::init(cfg, vocab, DType::F32)?;
+        let model = TrainModel::init(cfg, vocab, DType::F32)?.to_device(device)?;
         let opt = AdamW::new(model.params(), cfg.weight_decay, model.decay_fn())?;
         (model, opt, 0, Vec::new())
     };
@@ -294,7 +305,7 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
 
 /// Rows of an existing metrics file with `step ≤ upto` (the rest were written after the
 /// checkpoint being resumed).
-fn read_metrics(path: &Path, upto: u64) -> Result<Vec<MetricRow>> {
+pub fn read_metrics(path: &Path, upto: u64) -> Result<Vec<MetricRow>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(Vec::new());
     };
@@ -306,7 +317,7 @@ fn read_metrics(path: &Path, upto: u64) -> Result<Vec<MetricRow>> {
 }
 
 /// The loss curve of `rows` (the kept rows of a resumed run, then this call's) as `loss.png`.
-fn write_plot<'a>(run: &Path, rows: impl Iterator<Item = &'a MetricRow>) -> Result<()> {
+pub fn write_plot<'a>(run: &Path, rows: impl Iterator<Item = &'a MetricRow>) -> Result<()> {
     let points: Vec<plot::CurvePoint> = rows
         .map(|r| plot::CurvePoint {
             step: r.step,

@@ -5,7 +5,7 @@ use crate::error::{LmError, Result};
 use crate::mamba::train_model::{MambaDims, TrainMamba};
 use crate::train::config::{ModelKind, TrainConfig};
 use crate::transformer::TrainTransformer;
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use std::path::Path;
 
 /// A trainable model.
@@ -63,6 +63,17 @@ impl TrainModel {
             ModelKind::Transformer => TrainModel::Transformer(TrainTransformer::load(dir)?),
             ModelKind::S4 => TrainModel::S4(crate::s4lm::S4Lm::load(dir)?),
             ModelKind::Sashimi => TrainModel::Sashimi(crate::sashimi::Sashimi::load(dir)?),
+        })
+    }
+
+    /// The same model with every parameter copied to `device` (shared, not copied, when
+    /// it is already there), e.g. to train on a GPU.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        Ok(match self {
+            TrainModel::Mamba(m) => TrainModel::Mamba(m.to_device(device)?),
+            TrainModel::Transformer(m) => TrainModel::Transformer(m.to_device(device)?),
+            TrainModel::S4(m) => TrainModel::S4(m.to_device(device)?),
+            TrainModel::Sashimi(m) => TrainModel::Sashimi(m.to_device(device)?),
         })
     }
 

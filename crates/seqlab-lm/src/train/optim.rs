@@ -60,6 +60,16 @@ pub struct AdamSlot {
 }
 
 impl AdamW {
+    /// The same optimizer state with the moments copied to `device`.
+    pub fn to_device(&self, device: &candle_core::Device) -> Result<Self> {
+        let mut out = self.clone();
+        for s in &mut out.slots {
+            s.m = s.m.to_device(device)?;
+            s.v = s.v.to_device(device)?;
+        }
+        Ok(out)
+    }
+
     /// Zero moments for `params`; `decay(name)` picks the weight-decay group.
     pub fn new(
         params: &[(String, Var)],

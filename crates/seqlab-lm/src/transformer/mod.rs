@@ -8,6 +8,7 @@
 //! - [`model`]: [`TransformerLm`] — forward passes, [`KvCache`], [`crate::CausalLm`];
 //! - [`train_model`]: [`TrainTransformer`], the trainable twin holding `Var`s.
 
+pub mod causal_attn;
 pub mod config;
 pub mod model;
 pub mod train_model;

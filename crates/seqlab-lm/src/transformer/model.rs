@@ -17,11 +17,14 @@
 //!
 //! Every op is a candle op, so the same forward pass trains (dense [`Linear`]s holding
 //! `Var` tensors) and decodes. Decoding keeps a [`KvCache`]: a step computes q, k, v for the new
-//! token only, appends k, v, and attends over the cache.
+//! token only, appends k, v, and attends over the cache. On the CPU in f32, a pass with a cache
+//! (prefill, step, score) attends with [`causal_attention_rows`] (no gradient), whose rows do not
+//! depend on how many rows the call has, so a quantized model's steps and scores agree exactly.
 
 use crate::causal_lm::CausalLm;
 use crate::error::{LmError, Result};
 use crate::mamba::LogitsMode;
+use crate::transformer::causal_attn::{causal_attention_rows, rows_kernel_applies};
 use crate::transformer::config::{GeluKind, MlpKind, RopeLayout, TransformerConfig};
 use crate::transformer::weights::{layer_prefix, Linear, TransformerWeights};
 use candle_core::{DType, Device, Tensor, D};
@@ -203,7 +206,7 @@ impl TransformerLm {
         }
         let mut t = HashMap::new();
         for (n, x) in named {
-            t.insert(n, x.to_dtype(DType::F32)?);
+            t.insert(n, x.to_dtype(DType::F32)?.to_device(&Device::Cpu)?);
         }
         seqlab_tensor::save_atomic(dir.join("model.safetensors"), &t)?;
         seqlab_io::write_atomic(dir.join("config.json"), self.cfg.to_json().as_bytes())
@@ -247,7 +250,7 @@ impl TransformerLm {
                 "the KV cache belongs to another model".into(),
             ));
         }
-        self.run(tokens, batch, Mask::Causal, Some(cache), mode)
+        self.run(tokens, batch, Mask::Causal, Some(cache), mode, None)
     }
 
     /// Causal forward without a cache, (batch, len, V) logits. With `seq_idx` (one document id
@@ -269,15 +272,34 @@ impl TransformerLm {
             None => Mask::Causal,
         };
         Ok(self
-            .run(tokens, batch, mask, None, LogitsMode::All)?
+            .run(tokens, batch, mask, None, LogitsMode::All, None)?
             .expect("All gives logits"))
     }
 
     /// Bidirectional forward (no mask, no cache): every position attends to every position
     /// of its row; (batch, len, V) logits. The backbone of a masked-diffusion denoiser.
     pub fn forward_bidirectional(&self, tokens: &[u32], batch: usize) -> Result<Tensor> {
+        self.forward_bidirectional_with(tokens, batch, None)
+    }
+
+    /// [`Self::forward_bidirectional`] with `input_add` (broadcastable to (batch, len, D), e.g.
+    /// (batch, 1, D)) added to the token embeddings h⁰: the hook a time-conditioned diffusion
+    /// denoiser uses to add an embedding of t. Differentiable in `input_add` too.
+    pub fn forward_bidirectional_with(
+        &self,
+        tokens: &[u32],
+        batch: usize,
+        input_add: Option<&Tensor>,
+    ) -> Result<Tensor> {
         Ok(self
-            .run(tokens, batch, Mask::Bidirectional, None, LogitsMode::All)?
+            .run(
+                tokens,
+                batch,
+                Mask::Bidirectional,
+                None,
+                LogitsMode::All,
+                input_add,
+            )?
             .expect("All gives logits"))
     }
 
@@ -313,8 +335,8 @@ impl TransformerLm {
             }
         }
         Ok((
-            Tensor::from_vec(cos, (len, half), &Device::Cpu)?.to_dtype(dtype)?,
-            Tensor::from_vec(sin, (len, half), &Device::Cpu)?.to_dtype(dtype)?,
+            Tensor::from_vec(cos, (len, half), self.w.embed.device())?.to_dtype(dtype)?,
+            Tensor::from_vec(sin, (len, half), self.w.embed.device())?.to_dtype(dtype)?,
         ))
     }
 
@@ -325,19 +347,30 @@ impl TransformerLm {
         mask: Mask<'_>,
         mut cache: Option<&mut KvCache>,
         mode: LogitsMode,
+        input_add: Option<&Tensor>,
     ) -> Result<Option<Tensor>> {
         let c = &self.cfg;
         let len = self.check_tokens(tokens, batch)?;
         let offset = cache.as_ref().map_or(0, |k| k.len);
         let dtype = self.w.embed.dtype();
-        let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+        let ids = Tensor::from_slice(tokens, tokens.len(), self.w.embed.device())?;
         let mut h = self
             .w
             .embed
             .index_select(&ids, 0)?
             .reshape((batch, len, c.d_model))?;
+        if let Some(a) = input_add {
+            h = h.broadcast_add(a)?;
+        }
         let (cos, sin) = self.rope_tables(offset, len, dtype)?;
-        let mask_t = self.mask_tensor(mask, batch, len, offset, dtype)?;
+        let rows_kernel = cache.is_some()
+            && matches!(mask, Mask::Causal)
+            && rows_kernel_applies(self.w.embed.device(), dtype);
+        let mask_t = if rows_kernel {
+            None
+        } else {
+            self.mask_tensor(mask, batch, len, offset, dtype)?
+        };
         for (i, lw) in self.w.layers.iter().enumerate() {
             let x = rms_norm(&h, &lw.attn_norm, c.norm_eps)?;
             let heads = |lin: &Linear, n: usize| -> Result<Tensor> {
@@ -357,7 +390,13 @@ impl TransformerLm {
                 }
                 cache.layers[i] = Some((k.clone(), v.clone()));
             }
-            let att = attention(&q, &k, &v, mask_t.as_ref(), c.group())?; // (B, H, L, hd)
+            // (B, H, L, hd). Decoding (a cache, causal, CPU f32) takes the row-exact kernel so
+            // one-token steps and multi-token scores agree bit for bit (see causal_attn).
+            let att = if rows_kernel {
+                causal_attention_rows(&q, &k, &v, offset, c.group())?
+            } else {
+                attention(&q, &k, &v, mask_t.as_ref(), c.group())?
+            };
             let att =
                 att.transpose(1, 2)?
                     .contiguous()?
@@ -428,7 +467,8 @@ impl TransformerLm {
             }
         };
         Ok(Some(
-            Tensor::from_vec(data.1, (data.0, 1, 1, len, total), &Device::Cpu)?.to_dtype(dtype)?,
+            Tensor::from_vec(data.1, (data.0, 1, 1, len, total), self.w.embed.device())?
+                .to_dtype(dtype)?,
         ))
     }
 }

@@ -117,6 +117,16 @@ impl TrainTransformer {
         self.model.config()
     }
 
+    /// The same model with every parameter copied to `device` (shared, not copied, when
+    /// it is already there).
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let mut t = HashMap::new();
+        for (name, v) in &self.params {
+            t.insert(name.clone(), v.as_tensor().to_device(device)?);
+        }
+        Self::from_tensors(self.config(), t)
+    }
+
     /// The model over the current parameter values (shares their storage).
     pub fn model(&self) -> &TransformerLm {
         &self.model

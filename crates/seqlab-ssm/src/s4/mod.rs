@@ -45,4 +45,4 @@ pub use s4d_kernel::{
     s4d_kernel, s4d_kernel_bwd, s4d_vandermonde_kernel, s4d_vandermonde_kernel_bwd, Disc, S4dGrads,
     S4dParams, S4dRecurrence,
 };
-pub use tensor::{fft_conv_tensor, s4_kernel_tensor, s4d_kernel_tensor};
+pub use tensor::{fft_conv_tensor, s4_kernel_tensor, s4d_kernel_tensor, toeplitz_conv_tensor};

@@ -2,10 +2,16 @@
 //! built from `candle_core::Var`s train through them (the pattern of [`crate::candle_op`]):
 //! the kernel parameters are flattened and concatenated into one vector (`Tensor::cat`, whose
 //! backward splits the gradient again), a [`CustomOp1`] runs the f64 kernel and its `bwd` the
-//! hand-written backward. CPU only; f32 or f64 tensors (kernels computed in f64).
+//! hand-written backward. The ops run on the CPU; f32 or f64 tensors (kernels computed in f64).
+//!
+//! On another device (CUDA) the same functions still work and stay differentiable: the kernel
+//! op's small packed parameters (H·N values) go to the host and K comes back
+//! ([`Tensor::to_device`] has a backward), and the convolution becomes a Toeplitz matrix
+//! product of device ops ([`toeplitz_conv_tensor`]), which is exact and fast on a GPU at
+//! training lengths.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
 
 use super::fft_conv::{fft_conv, fft_conv_bwd, ConvFloat, FftConvPlan};
 use super::s4_kernel::{s4_kernel, s4_kernel_bwd, DplrParams};
@@ -176,6 +182,19 @@ impl CustomOp1 for KernelOp {
     }
 }
 
+/// Applies the kernel op where it runs (the host), differentiably: a packed parameter vector
+/// on another device goes to the CPU and K comes back to that device.
+fn on_host(packed: Tensor, op: KernelOp) -> Result<Tensor> {
+    if packed.device().is_cpu() {
+        return Ok(packed.apply_op1(op)?);
+    }
+    let device = packed.device().clone();
+    Ok(packed
+        .to_device(&Device::Cpu)?
+        .apply_op1(op)?
+        .to_device(&device)?)
+}
+
 fn pack(ts: &[&Tensor], shapes: &[Vec<usize>]) -> Result<Tensor> {
     let dtype = ts[0].dtype();
     if dtype != DType::F32 && dtype != DType::F64 {
@@ -229,13 +248,16 @@ pub fn s4d_kernel_tensor(
             vec![h],
         ],
     )?;
-    Ok(packed.apply_op1(KernelOp {
-        which: Which::S4d(disc),
-        h,
-        n,
-        l,
-        rate,
-    })?)
+    on_host(
+        packed,
+        KernelOp {
+            which: Which::S4d(disc),
+            h,
+            n,
+            l,
+            rate,
+        },
+    )
 }
 
 /// S4 DPLR kernel (S4 Algorithm 1) on tensors, differentiable: Λ, P, B, C̃ as re / im tensors
@@ -263,13 +285,16 @@ pub fn s4_kernel_tensor(
         &[lambda_re, lambda_im, p_re, p_im, b_re, b_im, c_re, c_im, dt],
         &shapes,
     )?;
-    Ok(packed.apply_op1(KernelOp {
-        which: Which::S4,
-        h,
-        n,
-        l,
-        rate,
-    })?)
+    on_host(
+        packed,
+        KernelOp {
+            which: Which::S4,
+            h,
+            n,
+            l,
+            rate,
+        },
+    )
 }
 
 /// FFT causal convolution op: (u (B, H, L), K (H, L)) → y (B, H, L), no D.
@@ -368,20 +393,54 @@ impl CustomOp2 for ConvOp {
 
 /// Causal convolution y = K ∗ u by real FFTs of size 2L (S4 eq. (5), without D) on tensors,
 /// differentiable w.r.t. u (B, H, L) and K (H, L). f32 or f64, same dtype.
+///
+/// Tensors on another device (CUDA) go through [`toeplitz_conv_tensor`] instead, on that device.
 pub fn fft_conv_tensor(u: &Tensor, k: &Tensor) -> Result<Tensor> {
+    let (b, h, l) = check_conv_args("fft_conv", u, k)?;
+    if !u.device().is_cpu() {
+        return toeplitz_conv_tensor(u, k);
+    }
+    let u = u.contiguous()?;
+    let k = k.contiguous()?;
+    Ok(u.apply_op2(&k, ConvOp { b, h, l })?)
+}
+
+/// (B, H, L) of a causal convolution's arguments, or the error naming what is wrong.
+fn check_conv_args(what: &str, u: &Tensor, k: &Tensor) -> Result<(usize, usize, usize)> {
     let (b, h, l) = u.dims3()?;
     if k.dims() != [h, l] || k.dtype() != u.dtype() {
         return Err(SsmError::Invalid(format!(
-            "fft_conv: K {:?} {:?}, expected [{h}, {l}] {:?}",
+            "{what}: K {:?} {:?}, expected [{h}, {l}] {:?}",
             k.dims(),
             k.dtype(),
             u.dtype()
         )));
     }
     if !matches!(u.dtype(), DType::F32 | DType::F64) {
-        return Err(SsmError::Invalid("fft_conv: f32 or f64".into()));
+        return Err(SsmError::Invalid(format!("{what}: f32 or f64")));
     }
-    let u = u.contiguous()?;
-    let k = k.contiguous()?;
-    Ok(u.apply_op2(&k, ConvOp { b, h, l })?)
+    if !u.device().same_device(k.device()) {
+        return Err(SsmError::Invalid(format!(
+            "{what}: u and K are on different devices"
+        )));
+    }
+    Ok((b, h, l))
+}
+
+/// Causal convolution y = K ∗ u (S4 eq. (5), without D) as a Toeplitz matrix product of plain
+/// tensor ops, so it runs and differentiates on any device:
+/// `T[h, t, s] = K[h, t − s]` for `s ≤ t` (else 0) and `y[b, h, :] = T[h] · u[b, h, :]`.
+/// O(B·H·L²) work and H·L² memory: the GPU path at training lengths; the CPU uses the FFT.
+pub fn toeplitz_conv_tensor(u: &Tensor, k: &Tensor) -> Result<Tensor> {
+    let (_, h, l) = check_conv_args("toeplitz_conv", u, k)?;
+    let zero = Tensor::zeros((h, 1), k.dtype(), k.device())?;
+    let padded = Tensor::cat(&[k, &zero], 1)?; // (H, L + 1); column L is the zero
+    let idx: Vec<u32> = (0..l)
+        .flat_map(|t| (0..l).map(move |s| if s <= t { (t - s) as u32 } else { l as u32 }))
+        .collect();
+    let idx = Tensor::from_vec(idx, l * l, k.device())?;
+    let toeplitz = padded.index_select(&idx, 1)?.reshape((h, l, l))?;
+    let ut = u.permute((1, 2, 0))?.contiguous()?; // (H, L, B)
+    let y = toeplitz.matmul(&ut)?; // (H, L, B)
+    Ok(y.permute((2, 0, 1))?.contiguous()?)
 }

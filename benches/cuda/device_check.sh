@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# On the GPU machine: run the CUDA checks with the binaries benches/cuda/package.sh built.
+# Everything is logged under OUT_DIR; the last lines are a summary.
+#
+#   bash benches/cuda/device_check.sh OUT_DIR [SASHIMI_SECONDS]
+#
+# 1. cuda_kernels: every kernel against its CPU twin (poisoned outputs, odd shapes, long
+#    sequences across tile/chunk boundaries), the candle scan op and its gradients;
+# 2. cuda_models: one training step of the Mamba / Transformer / S4 / SaShiMi LMs on the GPU
+#    against the CPU (loss and every gradient), greedy decoding of the device Mamba LM;
+# 3. cuda_scan: the scan against the memory-bandwidth floor;
+# 4. the CLI end to end with --device cuda: generate (vs --device cpu), train Mamba and S4
+#    (vs the CPU, same steps), and SaShiMi trained on the GPU for SASHIMI_SECONDS (0 = skip).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: device_check.sh OUT_DIR [SASHIMI_SECONDS]}
+SASHIMI_SECONDS=${2:-0}
+mkdir -p "$OUT"
+BIN=.gpu/bin
+# The binaries and datasets travel xz-compressed (candle's PTX makes the binaries large).
+for f in .gpu/data/*.tar.xz; do [ -e "$f" ] && tar -C .gpu -xJf "$f"; done
+if [ -d .gpu/xz ]; then
+    mkdir -p $BIN
+    for f in .gpu/xz/*.xz; do xz -dc "$f" >"$BIN/$(basename "$f" .xz)" && chmod +x "$BIN/$(basename "$f" .xz)"; done
+fi
+summary=()
+note() { summary+=("$*"); echo "== $*"; }
+
+# The test binaries find models/ here, not where they were built.
+export SEQLAB_REPO=$PWD
+libdirs=""
+for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
+    f=$(find /usr /opt -name "$lib" 2>/dev/null | head -1)
+    [ -n "$f" ] && libdirs="$libdirs:$(dirname "$f")"
+done
+export LD_LIBRARY_PATH="${libdirs#:}:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
+export SEQLAB_PTX_CACHE=/tmp/seqlab-ptx RAYON_NUM_THREADS=16
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+ldd $BIN/seqlab | grep -E "cuda|cublas|curand|nvrtc" | tee -a "$OUT/gpu.txt"
+
+run() { # name timeout cmd...
+    local name=$1 t=$2
+    shift 2
+    local t0=$SECONDS
+    timeout "$t" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    note "$name: exit $rc in $((SECONDS - t0)) s"
+    tail -n 25 "$OUT/$name.log"
+    return $rc
+}
+
+run cuda_kernels 180 $BIN/cuda_kernels --test-threads=1 --nocapture
+run cuda_models 180 $BIN/cuda_models --test-threads=1 --nocapture
+run cuda_scan 90 $BIN/cuda_scan
+
+S=$BIN/seqlab
+run info 30 $S info --device cuda
+prompt="HAMLET. To be, or not to be"
+for d in cpu cuda; do
+    run "generate_$d" 120 $S generate --model models/mamba-big --prompt "$prompt" \
+        --max-new-tokens 200 --greedy --json --device "$d"
+done
+ids() { grep -o '"generated_ids":\[[^]]*\]' "$1"; }
+if [ -n "$(ids "$OUT/generate_cpu.log")" ] && [ "$(ids "$OUT/generate_cpu.log")" = "$(ids "$OUT/generate_cuda.log")" ]; then
+    note "generate: cuda ids == cpu ids (200 greedy tokens, mamba-big)"
+else
+    note "generate: cuda ids DIFFER from cpu ids"
+fi
+run generate_transformer_cuda 120 $S generate --model models/transformer-big --prompt "$prompt" \
+    --max-new-tokens 100 --greedy --json --device cuda
+
+# The CPU references of these runs come from the same commands with --device cpu elsewhere
+# (the CPU path does not depend on the cuda feature).
+if [ -d .gpu/data-text ]; then
+    for d in cuda; do
+        run "train_mamba_$d" 120 $S train --model mamba --config models/configs/mamba-big.json \
+            --data .gpu/data-text -o "/tmp/run-mamba-$d" --max-steps 40 --quiet --device "$d"
+        cp "/tmp/run-mamba-$d/metrics.jsonl" "$OUT/train_mamba_$d.jsonl" 2>/dev/null
+    done
+    echo '{"model":"s4","ssm":"s4d","d_model":128,"n_layer":4,"d_state":64,"batch_size":16,"seq_len":512,"max_steps":40,"log_every":5,"eval_every":20,"eval_batches":4,"seed":0}' >/tmp/s4.json
+    for d in cuda; do
+        run "train_s4_$d" 120 $S train --model s4 --config /tmp/s4.json --data .gpu/data-text \
+            -o "/tmp/run-s4-$d" --quiet --device "$d"
+        cp "/tmp/run-s4-$d/metrics.jsonl" "$OUT/train_s4_$d.jsonl" 2>/dev/null
+    done
+fi
+
+if [ "$SASHIMI_SECONDS" -gt 0 ] && [ -d .gpu/data-audio ]; then
+    cat >/tmp/sashimi.json <<'JSON'
+{"model":"sashimi","ssm":"s4d","d_model":64,"n_layer":4,"d_state":64,"batch_size":16,"seq_len":2048,
+ "max_steps":4000,"warmup_steps":100,"lr":0.004,"min_lr":0.0004,"weight_decay":0.0,"grad_clip":1.0,
+ "eval_every":250,"eval_batches":16,"checkpoint_every":100,"log_every":25,"seed":0}
+JSON
+    cp /tmp/sashimi.json "$OUT/sashimi_config.json"
+    run sashimi_train "$SASHIMI_SECONDS" $S audio train --data .gpu/data-audio -o /tmp/run-sashimi \
+        --config /tmp/sashimi.json --quiet --device cuda
+    mkdir -p "$OUT/sashimi"
+    cp /tmp/run-sashimi/checkpoint/{config.json,model.safetensors} /tmp/run-sashimi/metrics.jsonl \
+        "$OUT/sashimi/" 2>/dev/null
+    tail -n 3 /tmp/run-sashimi/metrics.jsonl
+fi
+
+echo
+echo "==== summary"
+printf '%s\n' "${summary[@]}"

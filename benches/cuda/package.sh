@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Build the CUDA binaries on a machine without a GPU (or a Rust toolchain on the GPU machine)
+# and gather what benches/cuda/device_check.sh needs into .gpu/ (git-ignored):
+#   .gpu/bin/{seqlab,cuda_kernels,cuda_models,cuda_scan}  stripped, CUDA 13.0, sm_90 PTX
+#   .gpu/xz/*.xz                                          the same, compressed (what travels)
+#   .gpu/data/{data-text,data-audio}.tar.xz               prepared datasets (optional)
+#
+#   bash benches/cuda/package.sh [TEXT_DATA_DIR] [AUDIO_DATA_DIR]
+#
+# Toolchain: nvcc 13.0 from the PyPI wheels (the driver on the GPU machine is CUDA 13.0, and
+# PTX from a newer nvcc would not load there), CUDARC_CUDA_VERSION=13000, and link stubs for
+# libcuda / libcublas / libcublasLt (generated from cudarc's declarations; the real libraries
+# are found at run time on the GPU machine). See benches/RESULTS.md "CUDA on a GPU".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=${SEQLAB_CUDA130:-$HOME/.cache/seqlab/cuda130}
+R=$W-root
+if [ ! -e "$W/.installed" ]; then
+    python3 -m pip install --quiet --disable-pip-version-check --target "$W" \
+        nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-cuda-runtime==13.0.88 \
+        nvidia-nvvm==13.0.88 nvidia-cuda-cccl==13.0.85 nvidia-cuda-nvrtc==13.0.88 \
+        nvidia-curand==10.4.0.35
+    touch "$W/.installed"
+fi
+if [ ! -e "$R/lib/libcuda.so" ]; then
+    C=$(ls -d "$HOME"/.cargo/registry/src/*/cudarc-0.19.10 | head -1)
+    T=$W/nvidia/cu13
+    rm -rf "$R" && mkdir -p "$R/lib" "$R/stubsrc"
+    ln -s "$T/bin" "$R/bin"; ln -s "$T/include" "$R/include"; ln -s "$T/nvvm" "$R/nvvm"
+    ln -s lib "$R/lib64"
+    for f in "$T"/lib/*.so.*; do ln -s "$f" "$R/lib/"; done
+    (cd "$R/lib" && ln -s libcudart.so.13 libcudart.so && ln -s libcurand.so.10 libcurand.so \
+        && ln -s libnvrtc.so.13 libnvrtc.so)
+    stub() { # name soname declarations.rs
+        grep -oE '^\s+fn [a-zA-Z0-9_]+\(' "$3" | sed -E 's/^\s+fn ([a-zA-Z0-9_]+)\(/\1/' \
+            | sort -u | awk '{print "void "$1"(void){}"}' >"$R/stubsrc/$1.c"
+        gcc -shared -fPIC -o "$R/lib/$2" -Wl,-soname,"$2" "$R/stubsrc/$1.c"
+        ln -sf "$2" "$R/lib/$1.so"
+    }
+    stub libcuda libcuda.so.1 "$C/src/driver/sys/mod.rs"
+    stub libcublas libcublas.so.13 "$C/src/cublas/sys/mod.rs"
+    stub libcublasLt libcublasLt.so.13 "$C/src/cublaslt/sys/mod.rs"
+fi
+export CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/gpu}
+cargo build --release --locked --features cuda --bin seqlab
+exe() { # the test/bench executable cargo reports for: cargo ARGS
+    cargo "$@" --release --locked --no-run --message-format=json 2>/dev/null \
+        | python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])' | tail -1
+}
+mkdir -p .gpu/bin
+cp "$CARGO_TARGET_DIR/release/seqlab" .gpu/bin/seqlab
+cp "$(exe test -p seqlab-ssm --features cuda --test cuda_kernels)" .gpu/bin/cuda_kernels
+cp "$(exe test -p seqlab-lm --features cuda --test cuda_models)" .gpu/bin/cuda_models
+cp "$(exe bench -p seqlab-ssm --features cuda --bench cuda_scan)" .gpu/bin/cuda_scan
+strip .gpu/bin/*
+mkdir -p .gpu/xz && for f in .gpu/bin/*; do xz -T0 -6 -c "$f" >".gpu/xz/$(basename "$f").xz"; done
+mkdir -p .gpu/data
+pack() { # dir name
+    tar -C "$(dirname "$1")" -cf - "$(basename "$1")" --transform "s|^$(basename "$1")|$2|" \
+        | xz -T0 -3 >".gpu/data/$2.tar.xz"
+}
+[ -n "${1:-}" ] && pack "$1" data-text
+[ -n "${2:-}" ] && pack "$2" data-audio
+du -sh .gpu/xz/* .gpu/data/* 2>/dev/null
