@@ -86,15 +86,18 @@ pub fn set_params(params: &[(String, Var)], t: &mut HashMap<String, Tensor>) -> 
     Ok(())
 }
 
-/// The parameters' current values, copied to `device`, by name (for [`set_params`]).
-pub fn params_on(
-    params: &[(String, Var)],
+/// Sets `dst` (a fresh model's parameters, on `device`) to the values of `src` (the same names,
+/// on any device).
+pub fn copy_params(
+    src: &[(String, Var)],
+    dst: &[(String, Var)],
     device: &candle_core::Device,
-) -> Result<HashMap<String, Tensor>> {
-    params
+) -> Result<()> {
+    let mut t = src
         .iter()
         .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_device(device)?)))
-        .collect()
+        .collect::<Result<HashMap<String, Tensor>>>()?;
+    set_params(dst, &mut t)
 }
 
 /// The values of a var as f64.

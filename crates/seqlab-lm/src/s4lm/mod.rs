@@ -174,29 +174,9 @@ impl S4Lm {
 
     /// Loads `dir/config.json` + `dir/model.safetensors`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cpath = dir.join("config.json");
-        let text = std::fs::read_to_string(&cpath).map_err(|source| LmError::Read {
-            path: cpath.clone(),
-            source,
-        })?;
-        let cfg: S4LmConfig = serde_json::from_str(&text).map_err(|e| LmError::Config {
-            path: cpath.clone(),
-            reason: e.to_string(),
-        })?;
-        if cfg.model_type != S4_MODEL_TYPE {
-            return Err(LmError::Config {
-                path: cpath,
-                reason: format!(
-                    "model_type `{}`, expected `{S4_MODEL_TYPE}`",
-                    cfg.model_type
-                ),
-            });
-        }
+        let cfg: S4LmConfig = read_config(dir, S4_MODEL_TYPE, |c: &S4LmConfig| &c.model_type)?;
         let m = Self::init(&cfg, 0)?;
-        let wpath = dir.join("model.safetensors");
-        let mut t = seqlab_tensor::load(&wpath, &Device::Cpu)?;
-        layer::set_params(&m.params, &mut t)
-            .map_err(|e| LmError::Input(format!("{}: {e}", wpath.display())))?;
+        load_params(dir, &m.params)?;
         Ok(m)
     }
 
@@ -213,8 +193,7 @@ impl S4Lm {
     /// The same model with every parameter copied to `device`.
     pub fn to_device(&self, device: &Device) -> Result<Self> {
         let m = Self::init_on(&self.cfg, 0, device)?;
-        let mut t = layer::params_on(&self.params, device)?;
-        layer::set_params(&m.params, &mut t)?;
+        layer::copy_params(&self.params, &m.params, device)?;
         Ok(m)
     }
 
@@ -314,6 +293,40 @@ impl S4Lm {
             .map(|e| e.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>() as f32)
             .collect())
     }
+}
+
+/// Reads `dir/config.json` as `C`, checking that its `model_type` is `expected`.
+pub(crate) fn read_config<C: serde::de::DeserializeOwned>(
+    dir: &Path,
+    expected: &str,
+    model_type: impl Fn(&C) -> &String,
+) -> Result<C> {
+    let cpath = dir.join("config.json");
+    let text = std::fs::read_to_string(&cpath).map_err(|source| LmError::Read {
+        path: cpath.clone(),
+        source,
+    })?;
+    let cfg: C = serde_json::from_str(&text).map_err(|e| LmError::Config {
+        path: cpath.clone(),
+        reason: e.to_string(),
+    })?;
+    let found = model_type(&cfg);
+    if found != expected {
+        return Err(LmError::Config {
+            path: cpath,
+            reason: format!("model_type `{found}`, expected `{expected}`"),
+        });
+    }
+    Ok(cfg)
+}
+
+/// Sets a fresh model's `params` from `dir/model.safetensors` (every name, shape; the file is
+/// named in the error).
+pub(crate) fn load_params(dir: &Path, params: &[(String, Var)]) -> Result<()> {
+    let wpath = dir.join("model.safetensors");
+    let mut t = seqlab_tensor::load(&wpath, &Device::Cpu)?;
+    layer::set_params(params, &mut t)
+        .map_err(|e| LmError::Input(format!("{}: {e}", wpath.display())))
 }
 
 /// Writes `cfg` as `config.json` and `params` as `model.safetensors` (f32), atomically.

@@ -30,7 +30,7 @@ use crate::s4lm::layer::{
     self, block_params, layer_norm, layer_norm_t, linear, linear_t, var_f32, FfBlock, FfCache,
     S4StepCache, SsmName,
 };
-use crate::s4lm::{save_model, truncate_err};
+use crate::s4lm::{load_params, read_config, save_model, truncate_err};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use seqlab_ssm::s4::{S4Block, S4BlockConfig, C64};
@@ -327,29 +327,10 @@ impl Sashimi {
 
     /// Loads `dir/config.json` + `dir/model.safetensors`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cpath = dir.join("config.json");
-        let text = std::fs::read_to_string(&cpath).map_err(|source| LmError::Read {
-            path: cpath.clone(),
-            source,
-        })?;
-        let cfg: SashimiConfig = serde_json::from_str(&text).map_err(|e| LmError::Config {
-            path: cpath.clone(),
-            reason: e.to_string(),
-        })?;
-        if cfg.model_type != SASHIMI_MODEL_TYPE {
-            return Err(LmError::Config {
-                path: cpath,
-                reason: format!(
-                    "model_type `{}`, expected `{SASHIMI_MODEL_TYPE}`",
-                    cfg.model_type
-                ),
-            });
-        }
+        let cfg: SashimiConfig =
+            read_config(dir, SASHIMI_MODEL_TYPE, |c: &SashimiConfig| &c.model_type)?;
         let m = Self::init(&cfg, 0)?;
-        let wpath = dir.join("model.safetensors");
-        let mut t = seqlab_tensor::load(&wpath, &Device::Cpu)?;
-        layer::set_params(&m.params, &mut t)
-            .map_err(|e| LmError::Input(format!("{}: {e}", wpath.display())))?;
+        load_params(dir, &m.params)?;
         Ok(m)
     }
 
@@ -366,8 +347,7 @@ impl Sashimi {
     /// The same model with every parameter copied to `device`.
     pub fn to_device(&self, device: &Device) -> Result<Self> {
         let m = Self::init_on(&self.cfg, 0, device)?;
-        let mut t = layer::params_on(&self.params, device)?;
-        layer::set_params(&m.params, &mut t)?;
+        layer::copy_params(&self.params, &m.params, device)?;
         Ok(m)
     }
 
