@@ -4,7 +4,10 @@
 //!   dataset from `seqlab prepare audio` with the generic loop (`seqlab_lm::train`:
 //!   metrics.jsonl in nats, loss.png, atomic checkpoints, bit-exact resume). The config's
 //!   `model` defaults to `"sashimi"` (`"s4"` also works); the summary reports the NLL in bits
-//!   per byte (nats / ln 2; a uniform 8-bit model scores 8).
+//!   per byte (nats / ln 2; a uniform 8-bit model scores 8). With `"clip_start": true` every row
+//!   is the start of a whole clip (as SaShiMi trains on 1 s SC09 clips), so the model learns
+//!   where in a clip it is: generation starts at a clip's start, and a model trained only on
+//!   short windows anywhere can stay silent for the whole clip.
 //! - `seqlab audio generate --model RUN_DIR -n 4 --seconds 1 -o OUT/ [--temperature T]
 //!   [--seed S] [--spectrogram]` samples in recurrent mode from the silence code, writes
 //!   `sample_{i}.wav` (16 kHz, 16-bit mono, written atomically), prints each sample's NLL under
@@ -50,7 +53,9 @@ struct AudioTrainArgs {
     out: PathBuf,
     /// Training configuration JSON (the keys of `seqlab train --config`; `model` defaults to
     /// "sashimi"; SaShiMi keys: d_model, n_layer (per stage), d_state, ssm ("s4d" | "s4legs"),
-    /// pool, expand, ff_expand; seq_len must be a multiple of the pooling product).
+    /// pool, expand, ff_expand; seq_len must be a multiple of the pooling product; clip_start:
+    /// true trains on the first seq_len + 1 samples of whole clips instead of windows starting
+    /// anywhere).
     #[arg(long, value_name = "CFG.json")]
     config: Option<PathBuf>,
     /// Continue from RUN_DIR/checkpoint.

@@ -10,7 +10,6 @@
 //!   saved model's accuracy (by default on the evaluation stream of its training seed).
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{SyntheticSpec, SyntheticTask};
 use seqlab_lm::s4lm::SsmName;
 use seqlab_lm::synthetic_train::{
@@ -195,16 +194,7 @@ fn train(a: SyntheticTrainArgs) -> anyhow::Result<()> {
         eval_examples: a.eval_examples,
         eval_every: a.eval_every,
     };
-    let bar = if !a.quiet && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(a.steps);
-        b.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
-                .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = seqlab_data::step_bar(!a.quiet && std::io::stderr().is_terminal(), a.steps);
     let (trained, report) = train_synthetic(&run, |step, loss, acc| {
         bar.set_message(format!("answer loss {loss:.4}"));
         bar.inc(1);

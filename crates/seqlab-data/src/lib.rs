@@ -47,6 +47,7 @@ pub use meta::{
     AudioMeta, AudioSource, DataKind, Dtype, Meta, ShardMeta, Split, SplitMeta, Splits, TextMeta,
     TextSource, TokenizerMeta, FORMAT_VERSION, META_FILE,
 };
+pub use progress::step_bar;
 pub use reader::{SplitView, TokenDataset};
 pub use sample::{SAMPLE_NAME, SAMPLE_TEXT};
 pub use sampler::{Batch, BatchSampler, SamplerState, SequentialBatches};

@@ -1,4 +1,5 @@
-//! The progress bar shared by the `prepare_*` functions.
+//! Progress bars: the one shared by the `prepare_*` functions, and the step bar of every
+//! training loop.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -13,6 +14,20 @@ pub(crate) fn progress_bar(show: bool, len: u64, template: &str) -> ProgressBar 
         ProgressStyle::with_template(template)
             .expect("valid progress template")
             .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The bar of a loop of `len` steps (training, evaluation): `{bar:30} {pos}/{len}
+/// [{elapsed}<{eta}] {msg}` on stderr; a hidden bar when `show` is false.
+pub fn step_bar(show: bool, len: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
+            .expect("valid progress template"),
     );
     bar
 }

@@ -112,11 +112,25 @@ impl BatchSampler {
     /// `targets = c[1..]`, so `seq_len = clip_len - 1`. The split must hold at least one clip.
     pub fn clips(view: SplitView, batch_size: usize, seed: u64) -> Result<Self> {
         let clip_len = clip_len_of(&view)?;
-        check_shape(batch_size, clip_len - 1)?;
+        Self::clip_prefixes(view, batch_size, clip_len - 1, seed)
+    }
+
+    /// Random clips of an audio split cut to their first `seq_len + 1` samples: each row starts
+    /// at a clip's first sample, so a model sees every position at its place in the clip.
+    /// `seq_len` must be below the clip length.
+    pub fn clip_prefixes(
+        view: SplitView,
+        batch_size: usize,
+        seq_len: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let clip_len = clip_len_of(&view)?;
+        check_shape(batch_size, seq_len)?;
+        check_prefix(seq_len, clip_len)?;
         Ok(BatchSampler {
             view,
             batch_size,
-            seq_len: clip_len - 1,
+            seq_len,
             seed,
             step: 0,
             unit: Unit::Clips { clip_len },
@@ -233,12 +247,20 @@ impl SequentialBatches {
     /// Every clip of an audio split in order (`seq_len = clip_len - 1`).
     pub fn clips(view: SplitView, batch_size: usize) -> Result<Self> {
         let clip_len = clip_len_of(&view)?;
-        check_shape(batch_size, clip_len - 1)?;
+        Self::clip_prefixes(view, batch_size, clip_len - 1)
+    }
+
+    /// Every clip of an audio split in order, cut to its first `seq_len + 1` samples
+    /// (see [`BatchSampler::clip_prefixes`]).
+    pub fn clip_prefixes(view: SplitView, batch_size: usize, seq_len: usize) -> Result<Self> {
+        let clip_len = clip_len_of(&view)?;
+        check_shape(batch_size, seq_len)?;
+        check_prefix(seq_len, clip_len)?;
         let count = view.len() / clip_len;
         Ok(SequentialBatches {
             view,
             batch_size,
-            seq_len: clip_len - 1,
+            seq_len,
             stride: clip_len,
             next: 0,
             count,
@@ -283,6 +305,17 @@ fn check_shape(batch_size: usize, seq_len: usize) -> Result<()> {
         return Err(DataError::InvalidOption(
             "sequence length must be at least 1".into(),
         ));
+    }
+    Ok(())
+}
+
+/// A clip prefix of `seq_len` inputs needs `seq_len + 1` samples of a `clip_len` clip.
+fn check_prefix(seq_len: usize, clip_len: usize) -> Result<()> {
+    if seq_len >= clip_len {
+        return Err(DataError::InvalidOption(format!(
+            "sequence length {seq_len} does not fit a clip of {clip_len} samples (at most {})",
+            clip_len - 1
+        )));
     }
     Ok(())
 }

@@ -626,9 +626,35 @@ fn audio_round_trip_with_split_folders() {
             .unwrap()
             .batch_at(0)
     );
-    let eval: Vec<_> = SequentialBatches::clips(train, 3).unwrap().collect();
+    let eval: Vec<_> = SequentialBatches::clips(train.clone(), 3)
+        .unwrap()
+        .collect();
     assert_eq!(eval.len(), 2);
     assert_eq!(eval[1].batch_size, 1);
+
+    // Clip prefixes: rows start at a clip's first sample and hold its first seq_len + 1 samples.
+    let prefix = clip / 2;
+    let sampler = BatchSampler::clip_prefixes(train.clone(), 4, prefix, 7).unwrap();
+    for step in 0..3 {
+        let batch = sampler.batch_at(step);
+        assert_eq!((batch.batch_size, batch.seq_len), (4, prefix));
+        for r in 0..4 {
+            assert_eq!(batch.starts[r] % clip, 0);
+            let whole = train.clip(batch.starts[r] / clip).unwrap();
+            assert_eq!(batch.input_row(r), &whole[..prefix]);
+            assert_eq!(batch.target_row(r), &whole[1..=prefix]);
+        }
+    }
+    let eval: Vec<_> = SequentialBatches::clip_prefixes(train.clone(), 3, prefix)
+        .unwrap()
+        .collect();
+    let starts: Vec<usize> = eval.iter().flat_map(|b| b.starts.clone()).collect();
+    assert_eq!(starts, vec![0, clip, 2 * clip, 3 * clip]);
+    assert_eq!(eval[0].target_row(1), &train.clip(1).unwrap()[1..=prefix]);
+    // A prefix must leave room for the shifted target.
+    let err = BatchSampler::clip_prefixes(train.clone(), 2, clip, 0).unwrap_err();
+    assert!(err.to_string().contains("does not fit a clip"), "{err}");
+    assert!(SequentialBatches::clip_prefixes(train, 2, clip).is_err());
 }
 
 #[test]

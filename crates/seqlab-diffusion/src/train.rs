@@ -1,33 +1,29 @@
-//! Training a masked diffusion LM (`seqlab diffusion train`) with the loop pieces of
-//! `seqlab train` (`seqlab_lm::train`): the same seeded [`BatchSampler`] over the token shards,
-//! AdamW with decoupled weight decay, linear warmup + cosine learning rate, global-norm
-//! clipping, `metrics.jsonl` rows ([`MetricRow`]; `train_loss` / `val_loss` are NELBO
+//! Training a masked diffusion LM (`seqlab diffusion train`) in the step loop of
+//! `seqlab train` ([`run_steps`]): the same seeded batch sampler over the token shards, AdamW
+//! with decoupled weight decay, linear warmup + cosine learning rate, global-norm clipping,
+//! `metrics.jsonl` rows ([`seqlab_lm::train::MetricRow`]; `train_loss` / `val_loss` are NELBO
 //! estimates in nats/token), the loss plot, crash-safe checkpoints
 //! ([`write_checkpoint_with`]) and bit-exact `--resume`.
 //!
 //! The loss of step s is [`crate::loss::diffusion_loss`] on the clean batch `batch_at(s)`
 //! (antithetic t, independent masks) with the diffusion randomness drawn from an RNG seeded by
 //! (seed, s) alone, so a resumed run draws the same t and masks as an uninterrupted one.
-//! Validation: the same loss, over the first `eval_batches` sequential windows of the val split
+//! Validation: the same loss, over the first `eval_batches` evaluation batches of the val split
 //! with a fixed RNG (the same t and masks at every evaluation, so values are comparable).
 
 use crate::backbone::{AnyDenoiser, DiffusionConfig};
 use crate::error::{DiffusionError, Result};
 use crate::loss::{diffusion_loss, scalar};
-use candle_core::Tensor;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use seqlab_data::{BatchSampler, SamplerState, SequentialBatches, Split, SplitView, TokenDataset};
+use seqlab_data::{SamplerState, Split, SplitView, TokenDataset};
 use seqlab_lm::train::{
-    clip_grad_norm, find_checkpoint, lr_at, read_metrics, read_optimizer_moments,
-    write_checkpoint_with, write_plot, AdamW, MetricRow, METRICS_FILE,
+    find_checkpoint, read_metrics, read_optimizer_moments, run_steps, write_checkpoint_with, AdamW,
+    LoopStart, METRICS_FILE,
 };
 use seqlab_lm::{TrainOptions, TrainSummary};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 /// `trainer_state.json` of a diffusion checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,9 +63,7 @@ pub fn evaluate(
 ) -> Result<f64> {
     let mut rng = step_rng(cfg.lm.seed, u64::MAX);
     let (mut sum, mut count) = (0f64, 0usize);
-    for batch in
-        SequentialBatches::new(view.clone(), cfg.lm.batch_size, cfg.lm.seq_len)?.take(max_batches)
-    {
+    for batch in cfg.lm.eval_batches(view)?.take(max_batches) {
         let (loss, _) = diffusion_loss(
             model,
             &batch.inputs,
@@ -168,112 +162,38 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
         let opt = AdamW::new(model.params(), lm.weight_decay, model.decay_fn())?;
         (model, opt, 0, Vec::new())
     };
-    let mut text = String::new();
-    for row in &earlier {
-        text.push_str(&serde_json::to_string(row).expect("row serialises"));
-        text.push('\n');
-    }
-    seqlab_io::write_atomic(&metrics_path, text.as_bytes()).map_err(|e| err(e.to_string()))?;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| err(format!("cannot open {}: {e}", metrics_path.display())))?;
-
-    let end = opts.stop_at.unwrap_or(lm.max_steps).min(lm.max_steps);
-    let mut sampler = BatchSampler::from_state(
-        train_view.clone(),
-        lm.batch_size,
-        lm.seq_len,
-        SamplerState {
-            seed: lm.seed,
-            step: start,
-        },
-    )?;
+    let mut sampler = lm.train_batches(&train_view, start)?;
     let tokenizer = ds.tokenizer_path().filter(|p| p.is_file());
-    let bar = if opts.progress {
-        let b = ProgressBar::new(end.saturating_sub(start));
-        b.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
-                .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let start = LoopStart {
+        step: start,
+        earlier,
     };
-    let t0 = Instant::now();
-    let mut summary = TrainSummary {
-        steps: start,
-        metrics: Vec::new(),
-        val_loss: None,
-        seconds: 0.0,
-    };
-    let mut step = start;
-    while step < end {
-        let ts = Instant::now();
-        let batch = sampler.next_batch();
-        let mut rng = step_rng(lm.seed, step);
-        let (loss, _) = diffusion_loss(
-            &model,
-            &batch.inputs,
-            lm.batch_size,
-            &cfg.diffusion.schedule,
-            cfg.diffusion.t_eps,
-            &mut rng,
-        )?;
-        let loss_v = scalar(&loss)?;
-        if !loss_v.is_finite() {
-            return Err(err(format!(
-                "training diverged: the loss is {loss_v} at step {} (lower the learning rate)",
-                step + 1
-            )));
-        }
-        let mut grads = Tensor::backward(&loss)?;
-        let norm = clip_grad_norm(model.params(), &mut grads, lm.grad_clip)?;
-        if !norm.is_finite() {
-            return Err(err(format!(
-                "training diverged: the gradient norm is {norm} at step {}",
-                step + 1
-            )));
-        }
-        let lr = lr_at(step, lm.lr, lm.min_lr, lm.warmup_steps, lm.max_steps);
-        opt.step(model.params(), &grads, lr)?;
-        step += 1;
-        let tps = (lm.batch_size * lm.seq_len) as f64 / ts.elapsed().as_secs_f64().max(1e-9);
-        let eval_now = (lm.eval_every > 0 && step.is_multiple_of(lm.eval_every)) || step == end;
-        let val = if eval_now {
-            let v = evaluate(&model, &val_view, cfg, lm.eval_batches)?;
-            summary.val_loss = Some(v);
-            Some(v)
-        } else {
-            None
-        };
-        if step.is_multiple_of(lm.log_every) || val.is_some() || step == end {
-            let row = MetricRow {
-                step,
-                lr,
-                train_loss: loss_v,
-                grad_norm: norm,
-                tokens_per_s: tps,
-                val_loss: val,
-            };
-            writeln!(
-                metrics_file,
-                "{}",
-                serde_json::to_string(&row).expect("row serialises")
-            )
-            .map_err(|e| err(format!("cannot write {}: {e}", metrics_path.display())))?;
-            summary.metrics.push(row);
-        }
-        bar.set_message(format!(
-            "nelbo {loss_v:.4}{} | {tps:.0} tok/s",
-            val.map(|v| format!(" val {v:.4}")).unwrap_or_default()
-        ));
-        bar.inc(1);
-        if (lm.checkpoint_every > 0 && step.is_multiple_of(lm.checkpoint_every)) || step == end {
+    run_steps(
+        lm,
+        opts,
+        start,
+        model.params(),
+        &mut opt,
+        &mut sampler,
+        "nelbo",
+        |step, batch| {
+            let mut rng = step_rng(lm.seed, step);
+            let (loss, _) = diffusion_loss(
+                &model,
+                &batch.inputs,
+                lm.batch_size,
+                &cfg.diffusion.schedule,
+                cfg.diffusion.t_eps,
+                &mut rng,
+            )?;
+            Ok(loss)
+        },
+        || evaluate(&model, &val_view, cfg, lm.eval_batches),
+        |step, sampler, opt| {
             let state = DiffusionTrainerState {
                 step,
                 seed: lm.seed,
-                sampler: sampler.state(),
+                sampler,
                 adam_t: opt.t,
                 config: cfg.to_value(),
             };
@@ -285,15 +205,11 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
                         .save(dir)
                         .map_err(|e| seqlab_lm::LmError::Train(e.to_string()))
                 },
-                &opt,
+                opt,
                 json.as_bytes(),
                 tokenizer.as_deref(),
             )?;
-            write_plot(run, earlier.iter().chain(&summary.metrics))?;
-        }
-    }
-    bar.finish_and_clear();
-    summary.steps = step;
-    summary.seconds = t0.elapsed().as_secs_f64();
-    Ok(summary)
+            Ok(())
+        },
+    )
 }

@@ -1,6 +1,7 @@
 //! SaShiMi behind the `CausalLm` seam: conformance (the parallel forward with its causal
 //! pooling shifts equals the recurrent mode that steps the pooled stages every 4 / 16
-//! samples) for S4D and S4-LegS, causality of the parallel forward, and save / load.
+//! samples) for S4D and S4-LegS, causality of the parallel forward, save / load, and training
+//! (resume, clip-prefix batches, continuing at another length).
 
 use seqlab_lm::conformance::{check_causal_lm, max_rel_diff};
 use seqlab_lm::{load_lm, AnyLm, CausalLm, Sashimi, SashimiConfig, SsmName};
@@ -74,10 +75,34 @@ fn saves_and_loads_through_load_lm() {
     assert!(m.prefill(&[256]).is_err());
 }
 
+/// A SaShiMi of width 8, one layer per stage and N = 4, trained at lr 1e-2 in batches of 4.
+fn tiny_config() -> seqlab_lm::TrainConfig {
+    seqlab_lm::TrainConfig {
+        model: seqlab_lm::train::ModelKind::Sashimi,
+        d_model: 8,
+        n_layer: 1,
+        d_state: 4,
+        batch_size: 4,
+        lr: 1e-2,
+        warmup_steps: 2,
+        ..Default::default()
+    }
+}
+
+/// The last logged training loss is at least 0.3 nats below the first.
+fn assert_learned(run: &seqlab_lm::train::TrainSummary) {
+    let first = run.metrics[0].train_loss;
+    let last = run.metrics.last().unwrap().train_loss;
+    assert!(
+        last < first - 0.3,
+        "SaShiMi did not learn: {first} → {last}"
+    );
+}
+
 #[test]
 fn trains_and_resumes_bit_exactly() {
     use seqlab_data::{prepare_text_inputs, TextInput, TextOptions};
-    use seqlab_lm::train::{MetricRow, ModelKind};
+    use seqlab_lm::train::MetricRow;
     use seqlab_lm::{train, TrainConfig, TrainOptions};
     use seqlab_tokenizer::{CharTokenizer, Tokenizer};
     let tmp = tempfile::tempdir().unwrap();
@@ -94,19 +119,12 @@ fn trains_and_resumes_bit_exactly() {
     )
     .unwrap();
     let c = TrainConfig {
-        model: ModelKind::Sashimi,
-        d_model: 8,
-        n_layer: 1,
-        d_state: 4,
-        batch_size: 4,
         seq_len: 32,
-        lr: 1e-2,
-        warmup_steps: 2,
         max_steps: 12,
         eval_every: 6,
         eval_batches: 2,
         seed: 9,
-        ..TrainConfig::default()
+        ..tiny_config()
     };
     let opts = |run: &std::path::Path| TrainOptions {
         data: data.clone(),
@@ -116,14 +134,7 @@ fn trains_and_resumes_bit_exactly() {
         progress: false,
     };
     let a = train(&c, &opts(&tmp.path().join("a"))).unwrap();
-    let (first, last) = (
-        a.metrics[0].train_loss,
-        a.metrics.last().unwrap().train_loss,
-    );
-    assert!(
-        last < first - 0.3,
-        "SaShiMi did not learn: {first} → {last}"
-    );
+    assert_learned(&a);
     let mut o = opts(&tmp.path().join("b"));
     o.stop_at = Some(5);
     train(&c, &o).unwrap();
@@ -140,4 +151,156 @@ fn trains_and_resumes_bit_exactly() {
         ..c.clone()
     };
     assert!(bad.validate().unwrap_err().contains("seq_len"));
+    // Text has no clips to start rows at.
+    let clips = TrainConfig {
+        clip_start: true,
+        ..c.clone()
+    };
+    let e = train(&clips, &opts(&tmp.path().join("c")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("audio dataset"), "{e}");
+}
+
+/// An audio dataset of 16 clips of 160 samples (10 ms) per split folder: chirps whose pitch
+/// depends on the clip, each starting with 40 samples of silence.
+fn clip_dataset(dir: &std::path::Path) -> std::path::PathBuf {
+    let wavs = dir.join("wavs");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    for (split, n) in [("train", 16), ("val", 4), ("test", 2)] {
+        std::fs::create_dir_all(wavs.join(split)).unwrap();
+        for c in 0..n {
+            let path = wavs.join(split).join(format!("clip_{c:02}.wav"));
+            let mut w = hound::WavWriter::create(path, spec).unwrap();
+            for i in 0..160usize {
+                let x = if i < 40 {
+                    0.0
+                } else {
+                    let t = (i - 40) as f64;
+                    0.5 * (t * (0.2 + 0.02 * c as f64 + 0.001 * t)).sin()
+                };
+                w.write_sample((x * 32767.0) as i16).unwrap();
+            }
+            w.finalize().unwrap();
+        }
+    }
+    let data = dir.join("data");
+    let opts = seqlab_data::AudioOptions {
+        clip_samples: 160,
+        ..Default::default()
+    };
+    seqlab_data::prepare_audio(&wavs, &data, &opts).unwrap();
+    data
+}
+
+#[test]
+fn trains_on_clip_prefixes_and_continues_at_another_length() {
+    use seqlab_data::{Split, TokenDataset};
+    use seqlab_lm::train::{evaluate, read_checkpoint};
+    use seqlab_lm::{train, TrainConfig, TrainOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = clip_dataset(tmp.path());
+    let ds = TokenDataset::open(&data).unwrap();
+    let (train_view, val_view) = (
+        ds.split(Split::Train).unwrap(),
+        ds.split(Split::Val).unwrap(),
+    );
+    let c = TrainConfig {
+        seq_len: 64,
+        clip_start: true,
+        max_steps: 10,
+        eval_every: 5,
+        eval_batches: 8,
+        seed: 3,
+        ..tiny_config()
+    };
+    // Every training row is the first 65 samples of one clip; validation sees every clip once.
+    for step in [0, 7] {
+        let batch = c.train_batches(&train_view, step).unwrap().batch_at(step);
+        for r in 0..4 {
+            assert_eq!(batch.starts[r] % 160, 0);
+            let clip = train_view.clip(batch.starts[r] / 160).unwrap();
+            assert_eq!(batch.input_row(r), &clip[..64]);
+            assert_eq!(batch.target_row(r), &clip[1..65]);
+        }
+    }
+    let val_starts: Vec<usize> = c
+        .eval_batches(&val_view)
+        .unwrap()
+        .flat_map(|b| b.starts)
+        .collect();
+    assert_eq!(val_starts, vec![0, 160, 320, 480]);
+
+    let run = tmp.path().join("run");
+    let opts = TrainOptions {
+        data: data.clone(),
+        run_dir: run.clone(),
+        resume: false,
+        stop_at: None,
+        progress: false,
+    };
+    let a = train(&c, &opts).unwrap();
+    assert_learned(&a);
+    // The reported validation loss is the mean over the clip prefixes.
+    let (model, _, _) = read_checkpoint(&run.join("checkpoint"), c.weight_decay).unwrap();
+    let again = evaluate(&model, &val_view, &c).unwrap();
+    assert!(
+        (again - a.val_loss.unwrap()).abs() < 1e-6,
+        "{again} vs {:?}",
+        a.val_loss
+    );
+
+    // S4D weights do not depend on the length: training goes on over 144-sample prefixes.
+    let longer = TrainConfig {
+        seq_len: 144,
+        max_steps: 14,
+        ..c.clone()
+    };
+    let resumed = TrainOptions {
+        resume: true,
+        ..opts.clone()
+    };
+    let b = train(&longer, &resumed).unwrap();
+    assert_eq!(b.steps, 14);
+    assert!(b.val_loss.unwrap().is_finite());
+    // A prefix must leave room for the target.
+    let too_long = TrainConfig {
+        seq_len: 160,
+        max_steps: 16,
+        ..c.clone()
+    };
+    let e = train(&too_long, &resumed).unwrap_err().to_string();
+    assert!(e.contains("does not fit a clip of 160"), "{e}");
+
+    // S4-LegS's C̃ is set up for one length: a run cannot change it.
+    let legs = TrainConfig {
+        ssm: SsmName::S4legs,
+        max_steps: 2,
+        ..c.clone()
+    };
+    let legs_run = TrainOptions {
+        run_dir: tmp.path().join("legs"),
+        ..opts.clone()
+    };
+    train(&legs, &legs_run).unwrap();
+    let legs_longer = TrainConfig {
+        seq_len: 144,
+        max_steps: 4,
+        ..legs
+    };
+    let e = train(
+        &legs_longer,
+        &TrainOptions {
+            resume: true,
+            ..legs_run
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model sizes differ"), "{e}");
 }

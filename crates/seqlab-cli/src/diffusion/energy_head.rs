@@ -12,7 +12,6 @@
 
 use super::sample::model_dir;
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{Split, SplitView, TokenDataset};
 use seqlab_diffusion::energy_head::{
     nce_eval, train_energy_head_with, EnergyHead, EnergyHeadConfig, EnergyTrainConfig,
@@ -153,16 +152,10 @@ pub fn run(args: EnergyHeadArgs) -> anyhow::Result<()> {
             held.len()
         );
     }
-    let bar = if !args.quiet && std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(cfg.steps as u64);
-        b.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
-                .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = seqlab_data::step_bar(
+        !args.quiet && std::io::stderr().is_terminal(),
+        cfg.steps as u64,
+    );
     let t0 = Instant::now();
     let (head, losses) = train_energy_head_with(&den, &sched, &real, head_cfg, &cfg, |_, loss| {
         bar.set_message(format!("NCE loss {loss:.4}"));

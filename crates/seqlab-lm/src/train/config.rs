@@ -2,6 +2,7 @@
 //! Unknown keys are an error; every key has a default.
 
 use crate::transformer::{MlpKind, TransformerConfig};
+use seqlab_data::{BatchSampler, SamplerState, SequentialBatches, SplitView};
 use serde::{Deserialize, Serialize};
 
 /// Which model family a run trains.
@@ -98,6 +99,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Reset the state at document boundaries inside a window (packed sequences).
     pub packed: bool,
+    /// Audio: each row is the first `seq_len + 1` samples of a random clip (validation: of every
+    /// clip) instead of a window starting anywhere, so the model learns where in a clip it is, as
+    /// SaShiMi trains on whole 1 s SC09 clips. `seq_len` must be below the clip length.
+    pub clip_start: bool,
     /// S4 / SaShiMi: the SSM of the S4 blocks (`"s4d"` | `"s4legs"`).
     pub ssm: crate::s4lm::SsmName,
     /// SaShiMi: pooling factors, outermost first (`seq_len` must be a multiple of their product).
@@ -134,6 +139,7 @@ impl Default for TrainConfig {
             log_every: 1,
             seed: 0,
             packed: true,
+            clip_start: false,
             ssm: crate::s4lm::SsmName::S4d,
             pool: vec![4, 4],
             ff_expand: 2,
@@ -142,6 +148,38 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The training batches of this config over `view` from batch `step` on: random windows,
+    /// or random clip prefixes with `clip_start`. Batch `t` depends only on `(seed, t)`.
+    pub fn train_batches(
+        &self,
+        view: &SplitView,
+        step: u64,
+    ) -> Result<BatchSampler, seqlab_data::DataError> {
+        let mut sampler = if self.clip_start {
+            BatchSampler::clip_prefixes(view.clone(), self.batch_size, self.seq_len, self.seed)?
+        } else {
+            BatchSampler::new(view.clone(), self.batch_size, self.seq_len, self.seed)?
+        };
+        sampler.set_state(SamplerState {
+            seed: self.seed,
+            step,
+        });
+        Ok(sampler)
+    }
+
+    /// The evaluation batches of this config over `view`: every non-overlapping window, or
+    /// every clip's prefix with `clip_start`.
+    pub fn eval_batches(
+        &self,
+        view: &SplitView,
+    ) -> Result<SequentialBatches, seqlab_data::DataError> {
+        if self.clip_start {
+            SequentialBatches::clip_prefixes(view.clone(), self.batch_size, self.seq_len)
+        } else {
+            SequentialBatches::new(view.clone(), self.batch_size, self.seq_len)
+        }
+    }
+
     /// Parses JSON text; the error says which key or value is wrong.
     pub fn from_json_str(text: &str) -> Result<Self, String> {
         let cfg: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;

@@ -5,21 +5,24 @@
 //! - [`optim`]: AdamW with decoupled weight decay (none on `A_log`, `D`, norms, biases), linear
 //!   warmup + cosine schedule, global-norm clipping;
 //! - [`checkpoint`]: atomic checkpoints and exact resume;
-//! - [`plot`]: the loss-curve PNG.
+//! - [`plot`]: the loss-curve PNG;
+//! - [`step_loop`]: the optimisation loop, shared with the diffusion trainer.
 //!
-//! [`train`] runs the loop: batch `t` is `BatchSampler::batch_at(t)` (a pure function of
-//! (seed, t)), the model's forward and backward passes reduce in a fixed order, and the
-//! checkpoint holds the weights, both AdamW moments and the step, so a run resumed from a
-//! checkpoint continues with bit-identical losses. Every `log_every` steps one JSON line goes to
-//! `RUN_DIR/metrics.jsonl` (`step`, `lr`, `train_loss`, `grad_norm`, `tokens_per_s`, and
-//! `val_loss` when validation ran); the curve is redrawn into `RUN_DIR/loss.png` at every
-//! checkpoint. A non-finite loss stops the run with an error naming the step.
+//! [`train`] runs the loop with the cross-entropy of the next token: batch `t` is
+//! [`TrainConfig::train_batches`]`.batch_at(t)` (a pure function of (seed, t)), the model's
+//! forward and backward passes reduce in a fixed order, and the checkpoint holds the weights,
+//! both AdamW moments and the step, so a run resumed from a checkpoint continues with
+//! bit-identical losses. Every `log_every` steps one JSON line goes to `RUN_DIR/metrics.jsonl`
+//! (`step`, `lr`, `train_loss`, `grad_norm`, `tokens_per_s`, and `val_loss` when validation
+//! ran); the curve is redrawn into `RUN_DIR/loss.png` at every checkpoint. A non-finite loss
+//! stops the run with an error naming the step.
 
 pub mod checkpoint;
 pub mod config;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod step_loop;
 
 pub use checkpoint::{
     find_checkpoint, read_checkpoint, read_optimizer_moments, write_checkpoint,
@@ -28,15 +31,13 @@ pub use checkpoint::{
 pub use config::{MlpName, ModelKind, TrainConfig};
 pub use model::TrainModel;
 pub use optim::{clip_grad_norm, global_norm, lr_at, AdamW};
+pub use step_loop::{run_steps, LoopStart};
 
 use crate::error::{LmError, Result};
 use crate::mamba::train_model::{cross_entropy, window_seq_idx};
 use candle_core::{DType, Device};
-use indicatif::{ProgressBar, ProgressStyle};
-use seqlab_data::{BatchSampler, SamplerState, SequentialBatches, Split, SplitView, TokenDataset};
-use std::io::Write;
+use seqlab_data::{Split, SplitView, TokenDataset};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Metrics file name in the run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -89,20 +90,15 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// Validation loss: mean cross-entropy over the first `max_batches` [`SequentialBatches`]
-/// of `view` (summed per token in f64).
-pub fn evaluate(
-    model: &TrainModel,
-    view: &SplitView,
-    batch_size: usize,
-    seq_len: usize,
-    max_batches: usize,
-    packed: bool,
-) -> Result<f64> {
+/// Validation loss: mean cross-entropy over the first `cfg.eval_batches` of
+/// [`TrainConfig::eval_batches`] of `view` (summed per token in f64).
+pub fn evaluate(model: &TrainModel, view: &SplitView, cfg: &TrainConfig) -> Result<f64> {
     let mut sum = 0f64;
     let mut count = 0usize;
-    for batch in SequentialBatches::new(view.clone(), batch_size, seq_len)?.take(max_batches) {
-        let seq = packed.then(|| window_seq_idx(view.doc_starts(), &batch.starts, batch.seq_len));
+    for batch in cfg.eval_batches(view)?.take(cfg.eval_batches) {
+        let seq = cfg
+            .packed
+            .then(|| window_seq_idx(view.doc_starts(), &batch.starts, batch.seq_len));
         let logits = model.forward(&batch.inputs, batch.batch_size, seq.as_deref())?;
         let loss = cross_entropy(&logits, &batch.targets)?
             .to_dtype(DType::F64)?
@@ -179,128 +175,39 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
         let opt = AdamW::new(model.params(), cfg.weight_decay, model.decay_fn())?;
         (model, opt, 0, Vec::new())
     };
-    // Rewrite the metrics file with the kept history (nothing on a fresh run).
-    let mut text = String::new();
-    for row in &earlier {
-        text.push_str(&serde_json::to_string(row).expect("row serialises"));
-        text.push('\n');
-    }
-    seqlab_io::write_atomic(&metrics_path, text.as_bytes())
-        .map_err(|e| train_err(e.to_string()))?;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| train_err(format!("cannot open {}: {e}", metrics_path.display())))?;
-
-    let end = opts.stop_at.unwrap_or(cfg.max_steps).min(cfg.max_steps);
-    let mut sampler = BatchSampler::from_state(
-        train_view.clone(),
-        cfg.batch_size,
-        cfg.seq_len,
-        SamplerState {
-            seed: cfg.seed,
-            step: start,
-        },
-    )?;
+    let mut sampler = cfg.train_batches(&train_view, start)?;
     let tokenizer = ds.tokenizer_path().filter(|p| p.is_file());
-    let bar = if opts.progress {
-        let b = ProgressBar::new(end.saturating_sub(start));
-        b.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
-                .expect("valid template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let start = LoopStart {
+        step: start,
+        earlier,
     };
-    let t0 = Instant::now();
-    let mut summary = TrainSummary {
-        steps: start,
-        metrics: Vec::new(),
-        val_loss: None,
-        seconds: 0.0,
-    };
-    let mut step = start;
-    while step < end {
-        let ts = Instant::now();
-        let batch = sampler.next_batch();
-        let seq = cfg
-            .packed
-            .then(|| window_seq_idx(train_view.doc_starts(), &batch.starts, cfg.seq_len));
-        let logits = model.forward(&batch.inputs, cfg.batch_size, seq.as_deref())?;
-        let loss = cross_entropy(&logits, &batch.targets)?;
-        let loss_v = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !loss_v.is_finite() {
-            return Err(train_err(format!(
-                "training diverged: the loss is {loss_v} at step {} (lower the learning rate)",
-                step + 1
-            )));
-        }
-        let mut grads = loss.backward()?;
-        let norm = clip_grad_norm(model.params(), &mut grads, cfg.grad_clip)?;
-        if !norm.is_finite() {
-            return Err(train_err(format!(
-                "training diverged: the gradient norm is {norm} at step {}",
-                step + 1
-            )));
-        }
-        let lr = lr_at(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps);
-        opt.step(model.params(), &grads, lr)?;
-        step += 1;
-        let tps = (cfg.batch_size * cfg.seq_len) as f64 / ts.elapsed().as_secs_f64().max(1e-9);
-        let eval_now = (cfg.eval_every > 0 && step % cfg.eval_every == 0) || step == end;
-        let val = if eval_now {
-            let v = evaluate(
-                &model,
-                &val_view,
-                cfg.batch_size,
-                cfg.seq_len,
-                cfg.eval_batches,
-                cfg.packed,
-            )?;
-            summary.val_loss = Some(v);
-            Some(v)
-        } else {
-            None
-        };
-        if step % cfg.log_every == 0 || val.is_some() || step == end {
-            let row = MetricRow {
-                step,
-                lr,
-                train_loss: loss_v,
-                grad_norm: norm,
-                tokens_per_s: tps,
-                val_loss: val,
-            };
-            writeln!(
-                metrics_file,
-                "{}",
-                serde_json::to_string(&row).expect("row serialises")
-            )
-            .map_err(|e| train_err(format!("cannot write {}: {e}", metrics_path.display())))?;
-            summary.metrics.push(row);
-        }
-        bar.set_message(format!(
-            "loss {loss_v:.4}{} | {tps:.0} tok/s",
-            val.map(|v| format!(" val {v:.4}")).unwrap_or_default()
-        ));
-        bar.inc(1);
-        if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0) || step == end {
+    run_steps(
+        cfg,
+        opts,
+        start,
+        model.params(),
+        &mut opt,
+        &mut sampler,
+        "loss",
+        |_, batch| {
+            let seq = cfg
+                .packed
+                .then(|| window_seq_idx(train_view.doc_starts(), &batch.starts, cfg.seq_len));
+            let logits = model.forward(&batch.inputs, cfg.batch_size, seq.as_deref())?;
+            cross_entropy(&logits, &batch.targets)
+        },
+        || evaluate(&model, &val_view, cfg),
+        |step, sampler, opt| {
             let state = TrainerState {
                 step,
                 seed: cfg.seed,
-                sampler: sampler.state(),
+                sampler,
                 adam_t: opt.t,
                 config: cfg.clone(),
             };
-            write_checkpoint(run, &model, &opt, &state, tokenizer.as_deref())?;
-            write_plot(run, earlier.iter().chain(&summary.metrics))?;
-        }
-    }
-    bar.finish_and_clear();
-    summary.steps = step;
-    summary.seconds = t0.elapsed().as_secs_f64();
-    Ok(summary)
+            write_checkpoint(run, &model, opt, &state, tokenizer.as_deref())
+        },
+    )
 }
 
 /// Rows of an existing metrics file with `step ≤ upto` (the rest were written after the

@@ -3,6 +3,7 @@
 
 use crate::error::{LmError, Result};
 use crate::mamba::train_model::{MambaDims, TrainMamba};
+use crate::s4lm::SsmName;
 use crate::train::config::{ModelKind, TrainConfig};
 use crate::transformer::TrainTransformer;
 use candle_core::{DType, Device, Tensor, Var};
@@ -115,8 +116,22 @@ impl TrainModel {
         let same = match self {
             TrainModel::Mamba(m) => *m.config() == mamba_dims(cfg, vocab).config(),
             TrainModel::Transformer(m) => *m.config() == cfg.transformer_config(vocab),
-            TrainModel::S4(m) => *m.config() == cfg.s4_config(vocab),
-            TrainModel::Sashimi(m) => *m.config() == cfg.sashimi_config(vocab),
+            // S4D weights do not depend on `l_max` (only S4-LegS's C̃ does), so an S4D model
+            // may go on training at another sequence length.
+            TrainModel::S4(m) => {
+                let mut want = cfg.s4_config(vocab);
+                if want.ssm == SsmName::S4d {
+                    want.l_max = m.config().l_max;
+                }
+                *m.config() == want
+            }
+            TrainModel::Sashimi(m) => {
+                let mut want = cfg.sashimi_config(vocab);
+                if want.ssm == SsmName::S4d {
+                    want.l_max = m.config().l_max;
+                }
+                *m.config() == want
+            }
         };
         if !same {
             return Err(LmError::Train(

@@ -1,0 +1,142 @@
+//! The optimisation loop every trainer shares (`seqlab train`, `seqlab audio train`,
+//! `seqlab diffusion train`): the trainers differ only in their model, the loss of a batch,
+//! the validation loss and what a checkpoint holds, which they pass in as closures.
+//!
+//! Step `s` (0-based) draws batch `s` of the sampler, takes `loss_of(s, batch)`, stops with an
+//! error naming the step on a non-finite loss or gradient norm, clips the gradient to
+//! `grad_clip` (global norm), and takes an AdamW step at `lr_at(s)` (linear warmup + cosine).
+//! After the step it validates every `eval_every` steps and at the end, appends a
+//! [`MetricRow`] to `metrics.jsonl` every `log_every` steps (and with every validation), and
+//! every `checkpoint_every` steps and at the end calls `save` and redraws `loss.png`. The
+//! order of these operations is fixed, so a resumed run repeats an uninterrupted one bit for bit.
+
+use super::{clip_grad_norm, METRICS_FILE};
+use super::{lr_at, write_plot, AdamW, MetricRow, TrainConfig, TrainOptions, TrainSummary};
+use crate::error::LmError;
+use candle_core::{DType, Tensor, Var};
+use seqlab_data::{Batch, BatchSampler, SamplerState};
+use std::io::Write;
+use std::time::Instant;
+
+/// Where a run starts: its first step and the metric rows kept from the checkpoint resumed.
+#[derive(Debug, Clone, Default)]
+pub struct LoopStart {
+    /// Steps already taken (0 for a fresh run).
+    pub step: u64,
+    /// Rows of `metrics.jsonl` up to `step` ([`super::read_metrics`]); rewritten first.
+    pub earlier: Vec<MetricRow>,
+}
+
+fn loop_err(msg: String) -> LmError {
+    LmError::Train(msg)
+}
+
+/// Runs steps `start.step..min(stop_at, max_steps)` of `cfg` over `sampler` (positioned at
+/// `start.step`), updating `params` with `opt`. `loss_of(step, batch)` is the scalar loss to
+/// minimise, `validate()` the validation loss, and `save(step, sampler_state, opt)` writes a
+/// checkpoint. `loss_name` labels the loss in the progress bar.
+#[allow(clippy::too_many_arguments)]
+pub fn run_steps<E: From<LmError>>(
+    cfg: &TrainConfig,
+    opts: &TrainOptions,
+    start: LoopStart,
+    params: &[(String, Var)],
+    opt: &mut AdamW,
+    sampler: &mut BatchSampler,
+    loss_name: &str,
+    mut loss_of: impl FnMut(u64, &Batch) -> Result<Tensor, E>,
+    mut validate: impl FnMut() -> Result<f64, E>,
+    mut save: impl FnMut(u64, SamplerState, &AdamW) -> Result<(), E>,
+) -> Result<TrainSummary, E> {
+    let run = &opts.run_dir;
+    let metrics_path = run.join(METRICS_FILE);
+    // Rewrite the metrics file with the kept history (nothing on a fresh run).
+    let mut text = String::new();
+    for row in &start.earlier {
+        text.push_str(&serde_json::to_string(row).expect("row serialises"));
+        text.push('\n');
+    }
+    seqlab_io::write_atomic(&metrics_path, text.as_bytes()).map_err(|e| loop_err(e.to_string()))?;
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| loop_err(format!("cannot open {}: {e}", metrics_path.display())))?;
+
+    let end = opts.stop_at.unwrap_or(cfg.max_steps).min(cfg.max_steps);
+    let bar = seqlab_data::step_bar(opts.progress, end.saturating_sub(start.step));
+    let t0 = Instant::now();
+    let mut summary = TrainSummary {
+        steps: start.step,
+        metrics: Vec::new(),
+        val_loss: None,
+        seconds: 0.0,
+    };
+    let mut step = start.step;
+    while step < end {
+        let ts = Instant::now();
+        let batch = sampler.next_batch();
+        let loss = loss_of(step, &batch)?;
+        let loss_v = loss
+            .to_dtype(DType::F64)
+            .and_then(|l| l.to_scalar::<f64>())
+            .map_err(LmError::from)?;
+        if !loss_v.is_finite() {
+            return Err(loop_err(format!(
+                "training diverged: the loss is {loss_v} at step {} (lower the learning rate)",
+                step + 1
+            ))
+            .into());
+        }
+        let mut grads = loss.backward().map_err(LmError::from)?;
+        let norm = clip_grad_norm(params, &mut grads, cfg.grad_clip)?;
+        if !norm.is_finite() {
+            return Err(loop_err(format!(
+                "training diverged: the gradient norm is {norm} at step {}",
+                step + 1
+            ))
+            .into());
+        }
+        let lr = lr_at(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps);
+        opt.step(params, &grads, lr)?;
+        step += 1;
+        let tps = (cfg.batch_size * cfg.seq_len) as f64 / ts.elapsed().as_secs_f64().max(1e-9);
+        let eval_now = (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every)) || step == end;
+        let val = if eval_now {
+            let v = validate()?;
+            summary.val_loss = Some(v);
+            Some(v)
+        } else {
+            None
+        };
+        if step.is_multiple_of(cfg.log_every) || val.is_some() || step == end {
+            let row = MetricRow {
+                step,
+                lr,
+                train_loss: loss_v,
+                grad_norm: norm,
+                tokens_per_s: tps,
+                val_loss: val,
+            };
+            writeln!(
+                metrics_file,
+                "{}",
+                serde_json::to_string(&row).expect("row serialises")
+            )
+            .map_err(|e| loop_err(format!("cannot write {}: {e}", metrics_path.display())))?;
+            summary.metrics.push(row);
+        }
+        bar.set_message(format!(
+            "{loss_name} {loss_v:.4}{} | {tps:.0} tok/s",
+            val.map(|v| format!(" val {v:.4}")).unwrap_or_default()
+        ));
+        bar.inc(1);
+        if (cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every)) || step == end {
+            save(step, sampler.state(), opt)?;
+            write_plot(run, start.earlier.iter().chain(&summary.metrics))?;
+        }
+    }
+    bar.finish_and_clear();
+    summary.steps = step;
+    summary.seconds = t0.elapsed().as_secs_f64();
+    Ok(summary)
+}
