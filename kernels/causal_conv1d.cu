@@ -24,9 +24,13 @@ struct bf16_t { unsigned short x; };
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(bf16_t v) { return __uint_as_float(((unsigned)v.x) << 16); }
 __device__ __forceinline__ float to_f32(f16_t v) {
+#ifdef SEQLAB_CUDA_EMULATOR  // kernels/emulator: the same conversion on the CPU
+    return seqlab_emu::f16_bits_to_f32(v.x);
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x));
     return f;
+#endif
 }
 __device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_f32(bf16_t* p, float v) {
@@ -41,9 +45,13 @@ __device__ __forceinline__ void store_f32(bf16_t* p, float v) {
     p->x = r;
 }
 __device__ __forceinline__ void store_f32(f16_t* p, float v) {
+#ifdef SEQLAB_CUDA_EMULATOR
+    p->x = seqlab_emu::f32_to_f16_bits(v);
+#else
     unsigned short h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
     p->x = h;
+#endif
 }
 __device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
 __device__ __forceinline__ float silu_grad_f(float x) {

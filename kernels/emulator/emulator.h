@@ -1,0 +1,128 @@
+// The CUDA device language, as far as kernels/*.cu use it, for a CPU.
+//
+// Each kernel file is compiled as C++ with this header force-included (`g++ -include`), so the
+// very source NVRTC compiles for the GPU runs on the CPU through the driver emulator
+// (`driver.cpp`, `runtime.cpp`). Every CUDA thread of a block is a fiber; `__syncthreads` and the
+// warp shuffles are real barriers between those fibers, so a kernel that reads shared memory
+// before another thread wrote it, shuffles in divergent code or forgets a barrier computes wrong
+// numbers (or is reported as a deadlock) here as it would on a GPU. Blocks run one after another.
+//
+// Not modelled: timing, memory coalescing, register or shared-memory limits, the GPU's own
+// rounding of exp2f/expf/sincosf (glibc's are used; the GPU tests' tolerances cover both).
+#pragma once
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SEQLAB_CUDA_EMULATOR 1
+
+#define __global__
+#define __device__ static
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __restrict__ __restrict
+// One block runs at a time, so a function-local static is exactly one block's shared memory.
+#define __shared__ static
+
+struct uint3 {
+    unsigned x, y, z;
+};
+typedef uint3 dim3;
+
+struct alignas(8) float2 {
+    float x, y;
+};
+static inline float2 make_float2(float x, float y) { return float2{x, y}; }
+
+namespace seqlab_emu {
+
+/// Indices of the running fiber's thread and block, and the launch's sizes.
+struct ThreadIndex {
+    uint3 thread_idx, block_idx, block_dim, grid_dim;
+};
+/// The thread now running (set by the scheduler before it resumes a fiber).
+const ThreadIndex& current();
+
+void sync_block();
+/// Exchanges one 64-bit word per lane among the threads of the caller's warp: every lane
+/// publishes `mine`; the result is the word lane `src_lane(lane)` published (src < 0: own).
+uint64_t warp_exchange(uint64_t mine, int src_lane, unsigned mask, const char* what);
+int lane_id();
+float f16_bits_to_f32(unsigned short h);
+unsigned short f32_to_f16_bits(float f);
+
+template <typename T>
+inline T shuffle(T v, int src, unsigned mask, const char* what) {
+    static_assert(sizeof(T) <= 8, "shuffles move at most 64 bits");
+    uint64_t bits = 0;
+    memcpy(&bits, &v, sizeof(T));
+    uint64_t got = warp_exchange(bits, src, mask, what);
+    T out;
+    memcpy(&out, &got, sizeof(T));
+    return out;
+}
+
+}  // namespace seqlab_emu
+
+#define threadIdx (seqlab_emu::current().thread_idx)
+#define blockIdx (seqlab_emu::current().block_idx)
+#define blockDim (seqlab_emu::current().block_dim)
+#define gridDim (seqlab_emu::current().grid_dim)
+#define warpSize 32
+
+static inline void __syncthreads() { seqlab_emu::sync_block(); }
+
+template <typename T>
+static inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+    const int lane = seqlab_emu::lane_id(), in_seg = lane % width;
+    const int src = in_seg >= (int)delta ? lane - (int)delta : lane;
+    return seqlab_emu::shuffle(v, src, mask, "__shfl_up_sync");
+}
+template <typename T>
+static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+    const int lane = seqlab_emu::lane_id(), in_seg = lane % width;
+    const int src = in_seg + (int)delta < width ? lane + (int)delta : lane;
+    return seqlab_emu::shuffle(v, src, mask, "__shfl_down_sync");
+}
+template <typename T>
+static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+    const int lane = seqlab_emu::lane_id();
+    const int src = lane ^ lane_mask;
+    const bool same_segment = src / width == lane / width;
+    return seqlab_emu::shuffle(v, same_segment ? src : lane, mask, "__shfl_xor_sync");
+}
+
+// Atomics: the fibers of a launch share one OS thread and switch only at barriers, so a
+// read-modify-write cannot be interleaved.
+template <typename T>
+static inline T atomicAdd(T* p, T v) {
+    T old = *p;
+    *p = old + v;
+    return old;
+}
+
+// CUDA's overloaded min / max.
+#define SEQLAB_EMU_MINMAX(T)                                 \
+    static inline T min(T a, T b) { return a < b ? a : b; } \
+    static inline T max(T a, T b) { return a < b ? b : a; }
+SEQLAB_EMU_MINMAX(int)
+SEQLAB_EMU_MINMAX(unsigned)
+SEQLAB_EMU_MINMAX(long long)
+SEQLAB_EMU_MINMAX(unsigned long long)
+SEQLAB_EMU_MINMAX(float)
+SEQLAB_EMU_MINMAX(double)
+#undef SEQLAB_EMU_MINMAX
+
+static inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    return u;
+}
