@@ -16,48 +16,9 @@
 // Forward and update take f32, f16 or bf16 x/weight/bias/out (f32 arithmetic); backward is f32.
 // ∂w and ∂bias are accumulated with atomics (per block: warp sums first): zero them first.
 
+#include "common.cuh"
+
 #define CC_THREADS 128
-
-struct f16_t { unsigned short x; };
-struct bf16_t { unsigned short x; };
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16_t v) { return __uint_as_float(((unsigned)v.x) << 16); }
-__device__ __forceinline__ float to_f32(f16_t v) {
-#ifdef SEQLAB_CUDA_EMULATOR  // kernels/emulator: the same conversion on the CPU
-    return seqlab_emu::f16_bits_to_f32(v.x);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x));
-    return f;
-#endif
-}
-__device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_f32(bf16_t* p, float v) {
-    unsigned u = __float_as_uint(v);
-    unsigned short r;
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-        r = 0x7fc0;
-    } else {
-        u += 0x7fffu + ((u >> 16) & 1u);
-        r = (unsigned short)(u >> 16);
-    }
-    p->x = r;
-}
-__device__ __forceinline__ void store_f32(f16_t* p, float v) {
-#ifdef SEQLAB_CUDA_EMULATOR
-    p->x = seqlab_emu::f32_to_f16_bits(v);
-#else
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    p->x = h;
-#endif
-}
-__device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
-__device__ __forceinline__ float silu_grad_f(float x) {
-    float s = 1.f / (1.f + expf(-x));
-    return s * (1.f + x * (1.f - s));
-}
 
 // Pre-activation p_t of one row. `seq` is the row's seq_idx (or null), `init` its K−1 state
 // entries (or null).
@@ -112,11 +73,6 @@ causal_conv1d_fwd_bf16(const bf16_t* x, const bf16_t* weight, const bf16_t* bias
     conv_fwd(x, weight, bias, initial_state, seq_idx, out, batch, dim, len, K, silu);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 // Backward. Thread j of row (b, d) handles position s = j − (K−1) ∈ [−(K−1), len): as an input it
 // computes ∂x_s (s ≥ 0) or ∂initial_state (s < 0); as an output (s ≥ 0) it adds g_s·x to ∂w and

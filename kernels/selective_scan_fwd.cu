@@ -21,133 +21,10 @@
 // scan with __shfl_up_sync, then a scan over the warp totals in shared memory; the state carried
 // across tiles lives in shared memory. exp(Δ A) is exp2f(Δ · A·log2 e) with A pre-scaled once per
 // (row, n). Inputs u, δ, B, C, z and out may be f32, f16 or bf16 (real A only); everything is
-// computed and accumulated in f32, as the reference does. No headers are needed: half types are
-// converted with PTX `cvt` and bit operations.
+// computed and accumulated in f32, as the reference does.
 
-#define SS_THREADS 128
-#define SS_ITEMS 4
-#define SS_TILE (SS_THREADS * SS_ITEMS)
-#define SS_MAX_DSTATE 256
-#define SS_WARPS (SS_THREADS / 32)
-#define LOG2E_F 1.4426950408889634f
-
-// ---- element types (storage) ----------------------------------------------------------------
-struct f16_t { unsigned short x; };
-struct bf16_t { unsigned short x; };
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16_t v) { return __uint_as_float(((unsigned)v.x) << 16); }
-__device__ __forceinline__ float to_f32(f16_t v) {
-#ifdef SEQLAB_CUDA_EMULATOR  // kernels/emulator: the same conversion on the CPU
-    return seqlab_emu::f16_bits_to_f32(v.x);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x));
-    return f;
-#endif
-}
-__device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_f32(bf16_t* p, float v) {
-    unsigned u = __float_as_uint(v);
-    unsigned short r;
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-        r = 0x7fc0;  // NaN
-    } else {
-        u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
-        r = (unsigned short)(u >> 16);
-    }
-    p->x = r;
-}
-__device__ __forceinline__ void store_f32(f16_t* p, float v) {
-#ifdef SEQLAB_CUDA_EMULATOR
-    p->x = seqlab_emu::f32_to_f16_bits(v);
-#else
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    p->x = h;
-#endif
-}
-
-// ---- scalar helpers (torch's softplus threshold and SiLU) -----------------------------------
-__device__ __forceinline__ float softplus_f(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
-
-// ---- state elements: float (real A) or float2 (complex A) ------------------------------------
-__device__ __forceinline__ float s_mul(float a, float b) { return a * b; }
-__device__ __forceinline__ float2 s_mul(float2 a, float2 b) {
-    return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
-__device__ __forceinline__ float s_add(float a, float b) { return a + b; }
-__device__ __forceinline__ float2 s_add(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
-__device__ __forceinline__ float s_scale(float a, float s) { return a * s; }
-__device__ __forceinline__ float2 s_scale(float2 a, float s) { return make_float2(a.x * s, a.y * s); }
-__device__ __forceinline__ void s_set(float& v, float re) { v = re; }
-__device__ __forceinline__ void s_set(float2& v, float re) { v = make_float2(re, 0.f); }
-__device__ __forceinline__ float s_re(float v) { return v; }
-__device__ __forceinline__ float s_re(float2 v) { return v.x; }
-__device__ __forceinline__ float s_shfl_up(float v, int o) { return __shfl_up_sync(0xffffffffu, v, o); }
-__device__ __forceinline__ float2 s_shfl_up(float2 v, int o) {
-    return make_float2(__shfl_up_sync(0xffffffffu, v.x, o), __shfl_up_sync(0xffffffffu, v.y, o));
-}
-__device__ __forceinline__ float2 s_to2(float v) { return make_float2(v, 0.f); }
-__device__ __forceinline__ float2 s_to2(float2 v) { return v; }
-__device__ __forceinline__ void s_from2(float2 v, float& o) { o = v.x; }
-__device__ __forceinline__ void s_from2(float2 v, float2& o) { o = v; }
-// Element i of a state-shaped buffer (real: p[i]; complex: the (re, im) pair at 2i).
-template <typename In> __device__ __forceinline__ void s_load(const In* p, size_t i, float& o) { o = to_f32(p[i]); }
-__device__ __forceinline__ void s_load(const float* p, size_t i, float2& o) { o = make_float2(p[2 * i], p[2 * i + 1]); }
-__device__ __forceinline__ void s_store(float* p, size_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void s_store(float* p, size_t i, float2 v) { p[2 * i] = v.x; p[2 * i + 1] = v.y; }
-// exp(Δ·A) from A pre-scaled: real a2 = A·log2 e; complex a2 = (Re A·log2 e, Im A).
-__device__ __forceinline__ float s_exp_dA(float dt, float a2) { return exp2f(dt * a2); }
-__device__ __forceinline__ float2 s_exp_dA(float dt, float2 a2) {
-    float m = exp2f(dt * a2.x), s, c;
-    sincosf(dt * a2.y, &s, &c);
-    return make_float2(m * c, m * s);
-}
-__device__ __forceinline__ void s_prescale(float a, float& o) { o = a * LOG2E_F; }
-__device__ __forceinline__ void s_prescale(float2 a, float2& o) { o = make_float2(a.x * LOG2E_F, a.y); }
-
-// Exclusive block scan of (a, b) pairs under (a0,b0)∘(a1,b1) = (a1·a0, a1·b0 + b1), thread order.
-// Returns the composition of all earlier threads' pairs (identity (1, 0) for thread 0).
-// `sh_a`, `sh_b` hold SS_WARPS entries; the call ends with a barrier so they may be reused.
-template <typename S>
-__device__ __forceinline__ void block_scan_excl(S a, S b, S& ea, S& eb, float2* sh_a, float2* sh_b) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        S pa = s_shfl_up(a, o), pb = s_shfl_up(b, o);
-        if (lane >= o) {
-            b = s_add(s_mul(a, pb), b);
-            a = s_mul(a, pa);
-        }
-    }
-    // Exclusive within the warp.
-    S xa = s_shfl_up(a, 1), xb = s_shfl_up(b, 1);
-    if (lane == 0) {
-        s_set(xa, 1.f);
-        s_set(xb, 0.f);
-    }
-    if (lane == 31) {
-        sh_a[warp] = s_to2(a);
-        sh_b[warp] = s_to2(b);
-    }
-    __syncthreads();
-    S wa, wb;
-    s_set(wa, 1.f);
-    s_set(wb, 0.f);
-    for (int w = 0; w < warp; ++w) {
-        S ta, tb;
-        s_from2(sh_a[w], ta);
-        s_from2(sh_b[w], tb);
-        wb = s_add(s_mul(ta, wb), tb);
-        wa = s_mul(ta, wa);
-    }
-    // (wa, wb) then (xa, xb).
-    ea = s_mul(xa, wa);
-    eb = s_add(s_mul(xa, wb), xb);
-    __syncthreads();
-}
+#include "common.cuh"
+#include "scan_common.cuh"
 
 template <typename S, typename In>
 __device__ void scan_fwd(const In* __restrict__ u, const In* __restrict__ delta,
@@ -226,7 +103,7 @@ __device__ void scan_fwd(const In* __restrict__ u, const In* __restrict__ delta,
             S xrun;
             s_from2(s_run[n], xrun);
             S ea, eb;
-            block_scan_excl(ta, tb, ea, eb, sh_a, sh_b);
+            block_scan_excl<false>(ta, tb, ea, eb, sh_a, sh_b);
             S x = s_add(s_mul(ea, xrun), eb);
 #pragma unroll
             for (int i = 0; i < SS_ITEMS; ++i) {

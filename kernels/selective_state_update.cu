@@ -14,46 +14,9 @@
 // Design: one warp per (batch, head, channel) row; lanes stride over n and the warp sums Σ state·C
 // with shuffles, so any dstate works and the state reads are coalesced. exp via exp2f on A·log2 e.
 
+#include "common.cuh"
+
 #define SU_THREADS 128
-#define LOG2E_F 1.4426950408889634f
-
-struct f16_t { unsigned short x; };
-struct bf16_t { unsigned short x; };
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(bf16_t v) { return __uint_as_float(((unsigned)v.x) << 16); }
-__device__ __forceinline__ float to_f32(f16_t v) {
-#ifdef SEQLAB_CUDA_EMULATOR  // kernels/emulator: the same conversion on the CPU
-    return seqlab_emu::f16_bits_to_f32(v.x);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.x));
-    return f;
-#endif
-}
-__device__ __forceinline__ void store_f32(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_f32(bf16_t* p, float v) {
-    unsigned u = __float_as_uint(v);
-    unsigned short r;
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-        r = 0x7fc0;
-    } else {
-        u += 0x7fffu + ((u >> 16) & 1u);
-        r = (unsigned short)(u >> 16);
-    }
-    p->x = r;
-}
-__device__ __forceinline__ void store_f32(f16_t* p, float v) {
-#ifdef SEQLAB_CUDA_EMULATOR
-    p->x = seqlab_emu::f32_to_f16_bits(v);
-#else
-    unsigned short h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
-    p->x = h;
-#endif
-}
-__device__ __forceinline__ float softplus_f(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
 
 template <typename T>
 __device__ void state_update(float* __restrict__ state, const T* __restrict__ x,

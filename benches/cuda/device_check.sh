@@ -34,7 +34,8 @@ for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 lib
     [ -n "$f" ] && libdirs="$libdirs:$(dirname "$f")"
 done
 export LD_LIBRARY_PATH="${libdirs#:}:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
-export SEQLAB_PTX_CACHE=/tmp/seqlab-ptx RAYON_NUM_THREADS=16
+# SEQLAB_REQUIRE_GPU: a test that cannot open the GPU fails instead of skipping.
+export SEQLAB_PTX_CACHE=/tmp/seqlab-ptx RAYON_NUM_THREADS=16 SEQLAB_REQUIRE_GPU=1
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 ldd $BIN/seqlab | grep -E "cuda|cublas|curand|nvrtc" | tee -a "$OUT/gpu.txt"
 

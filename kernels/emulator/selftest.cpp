@@ -175,7 +175,7 @@ int main() {
         seqlab_emu::set_schedule(false);
         check(rc == 0 && right[0][1] && right[1][1], "neighbour read with __syncthreads: exact in both orders");
         check(rc == 0 && right[0][0] && !right[1][0],
-              "without it: hidden in ascending order, wrong in descending order");
+              "neighbour read without it: hidden ascending, wrong descending");
     }
     {  // warps drift apart: without the barrier, later warps add before warp 0 clears
         void* f = function(module, "clear_then_add");
@@ -192,7 +192,7 @@ int main() {
         seqlab_emu::set_schedule(false);
         check(rc == 0 && right[0][1] && right[1][1], "clear, barrier, add from 4 warps: exact in both orders");
         check(rc == 0 && right[0][0] && !right[1][0],
-              "without the barrier: hidden in ascending order, wrong in descending order");
+              "clear then add without it: hidden ascending, wrong descending");
     }
     {
         std::vector<int> out(64, 0);

@@ -11,10 +11,14 @@ use seqlab_lm::train::{ModelKind, TrainModel};
 use seqlab_lm::{load_lm, CausalLm, TrainConfig};
 use std::path::PathBuf;
 
-/// The GPU, or `None` after printing why the test is skipped.
+/// The GPU, or `None` after printing why the test is skipped (a failure instead when
+/// `SEQLAB_REQUIRE_GPU` is set, as `benches/cuda/device_check.sh` does).
 fn gpu(test: &str) -> Option<Device> {
     match Device::new_cuda(0) {
         Ok(d) => Some(d),
+        Err(e) if std::env::var_os("SEQLAB_REQUIRE_GPU").is_some() => {
+            panic!("{test}: SEQLAB_REQUIRE_GPU is set but there is no CUDA device ({e})")
+        }
         Err(e) => {
             eprintln!("skipping {test}: no CUDA device ({e})");
             None

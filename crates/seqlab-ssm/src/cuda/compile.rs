@@ -59,8 +59,15 @@ impl KernelFile {
         }
     }
 
-    /// The CUDA C source, embedded at build time.
-    pub fn source(self) -> &'static str {
+    /// The CUDA C source as NVRTC compiles it: the file embedded at build time, with each
+    /// `#include` of a [`HEADERS`] file replaced by that file (NVRTC has no include path at run
+    /// time).
+    pub fn source(self) -> String {
+        splice_headers(self.file_source())
+    }
+
+    /// The file itself, embedded at build time.
+    fn file_source(self) -> &'static str {
         match self {
             KernelFile::SelectiveScanFwd => {
                 include_str!("../../../../kernels/selective_scan_fwd.cu")
@@ -88,6 +95,36 @@ impl KernelFile {
             KernelFile::S4Cauchy => "seqlab_s4_cauchy",
         }
     }
+}
+
+/// The headers kernel files include (`#include "NAME"` on a line of its own), embedded at build
+/// time. `.ci/cuda-kernels-check` splices them in the same way; g++ (kernels/emulator) reads
+/// them from `kernels/`.
+const HEADERS: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../../../kernels/common.cuh")),
+    (
+        "scan_common.cuh",
+        include_str!("../../../../kernels/scan_common.cuh"),
+    ),
+];
+
+/// `src` with every `#include "NAME"` line naming one of [`HEADERS`] replaced by that header.
+/// Other lines, unknown includes among them, are kept (NVRTC then reports those).
+fn splice_headers(src: &str) -> String {
+    let mut out = String::with_capacity(src.len() + 16 * 1024);
+    for line in src.lines() {
+        let header = line
+            .trim()
+            .strip_prefix("#include \"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            .and_then(|name| HEADERS.iter().find(|(n, _)| *n == name));
+        match header {
+            Some((_, text)) => out.push_str(text),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// 64-bit FNV-1a: a stable hash for cache keys (std's hasher may change between Rust releases).
@@ -186,7 +223,7 @@ pub fn ptx_for(file: KernelFile, arch: u32) -> Result<Arc<str>> {
     let ptx: Arc<str> = match cached {
         Some(s) => s.into(),
         None => {
-            let s = compile_uncached(file, source, arch)?;
+            let s = compile_uncached(file, &source, arch)?;
             if let Some(p) = &path {
                 // Best effort: a read-only or full disk only costs a compile next time.
                 let _ = std::fs::create_dir_all(p.parent().unwrap_or(p))
@@ -211,12 +248,22 @@ mod tests {
         for f in KernelFile::ALL {
             let src = f.source();
             assert!(
-                src.contains("CPU twin: crates/seqlab-ssm/src/"),
+                src.contains("CPU twin: crates/seqlab-ssm/src/")
+                    || src.contains("CPU twins: crates/seqlab-ssm/src/"),
                 "{}",
                 f.file_name()
             );
             assert!(src.contains("extern \"C\" __global__"), "{}", f.file_name());
+            assert!(
+                !src.lines().any(|l| l.trim_start().starts_with("#include")),
+                "{}: a header left unspliced",
+                f.file_name()
+            );
         }
+        // The scan files get both headers, in order.
+        let fwd = KernelFile::SelectiveScanFwd.source();
+        let (common, scan) = (fwd.find("struct f16_t"), fwd.find("#define SS_TILE"));
+        assert!(matches!((common, scan), (Some(c), Some(s)) if c < s));
     }
 
     #[test]
