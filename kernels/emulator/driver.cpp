@@ -20,8 +20,36 @@
 namespace {
 
 using CUresult = int;
-constexpr CUresult kSuccess = 0, kInvalidValue = 1, kInvalidDevice = 101, kInvalidImage = 200,
-                   kInvalidHandle = 400, kNotFound = 500, kLaunchFailed = 719;
+// kNotSupported is also what build.sh's generated stubs return.
+constexpr CUresult kSuccess = 0, kInvalidValue = 1, kOutOfMemory = 2, kInvalidDevice = 101,
+                   kInvalidImage = 200, kInvalidHandle = 400, kNotFound = 500,
+                   kLaunchFailed = 719, kNotSupported = 801;
+
+/// Name and description of every result the emulator returns (cuGetErrorName / String).
+struct ResultText {
+    CUresult code;
+    const char* name;
+    const char* text;
+};
+constexpr ResultText kResults[] = {
+    {kSuccess, "CUDA_SUCCESS", "no error"},
+    {kInvalidValue, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+    {kOutOfMemory, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+    {kInvalidDevice, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+    {kInvalidImage, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {kInvalidHandle, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+    {kNotFound, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+    {kLaunchFailed, "CUDA_ERROR_LAUNCH_FAILED",
+     "unspecified launch failure (see the emulator's message above)"},
+    {kNotSupported, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported (not emulated)"},
+};
+
+const ResultText& result_text(CUresult e) {
+    static constexpr ResultText unknown{-1, "CUDA_ERROR_UNKNOWN", "CUDA emulator error"};
+    for (const ResultText& r : kResults)
+        if (r.code == e) return r;
+    return unknown;
+}
 
 constexpr int kComputeMajor = 9, kComputeMinor = 0;
 constexpr std::size_t kMemory = std::size_t(16) << 30;
@@ -187,7 +215,7 @@ CUresult cuEventElapsedTime_v2(float* ms, void* start, void* end) {
 
 CUresult cuMemAlloc_v2(unsigned long long* ptr, std::size_t bytes) {
     void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
-    if (!p) return 2;  // CUDA_ERROR_OUT_OF_MEMORY
+    if (!p) return kOutOfMemory;
     *ptr = (unsigned long long)p;
     return kSuccess;
 }
@@ -290,29 +318,11 @@ CUresult cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, u
 }
 
 CUresult cuGetErrorString(CUresult e, const char** s) {
-    switch (e) {
-        case kSuccess: *s = "no error"; break;
-        case kInvalidValue: *s = "invalid argument"; break;
-        case kInvalidImage: *s = "device kernel image is invalid"; break;
-        case kInvalidHandle: *s = "invalid resource handle"; break;
-        case kNotFound: *s = "named symbol not found"; break;
-        case kLaunchFailed: *s = "unspecified launch failure (see the emulator's message above)"; break;
-        case 801: *s = "operation not supported (not emulated)"; break;
-        default: *s = "CUDA emulator error";
-    }
+    *s = result_text(e).text;
     return kSuccess;
 }
 CUresult cuGetErrorName(CUresult e, const char** s) {
-    switch (e) {
-        case kSuccess: *s = "CUDA_SUCCESS"; break;
-        case kInvalidValue: *s = "CUDA_ERROR_INVALID_VALUE"; break;
-        case kInvalidImage: *s = "CUDA_ERROR_INVALID_IMAGE"; break;
-        case kInvalidHandle: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
-        case kNotFound: *s = "CUDA_ERROR_NOT_FOUND"; break;
-        case kLaunchFailed: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
-        case 801: *s = "CUDA_ERROR_NOT_SUPPORTED"; break;
-        default: *s = "CUDA_ERROR_UNKNOWN";
-    }
+    *s = result_text(e).name;
     return kSuccess;
 }
 

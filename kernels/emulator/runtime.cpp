@@ -68,8 +68,11 @@ struct BlockRun {
 };
 
 BlockRun* g_run = nullptr;
-bool g_descending = std::getenv("SEQLAB_EMU_SCHEDULE") != nullptr &&
-                    std::string(std::getenv("SEQLAB_EMU_SCHEDULE")) == "descending";
+bool descending_from_env() {
+    const char* v = std::getenv("SEQLAB_EMU_SCHEDULE");
+    return v != nullptr && std::string(v) == "descending";
+}
+bool g_descending = descending_from_env();
 std::unique_ptr<char[]> g_stacks;
 std::size_t g_stack_threads = 0;
 
