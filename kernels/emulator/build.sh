@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
 # Builds the CUDA CPU emulator into one library folder, so a `--features cuda` executable links and
 # runs on a machine without a GPU (LIBRARY_PATH and LD_LIBRARY_PATH = that folder):
-#   libcuda.so.1       the driver API subset (driver.cpp) with every kernels/*.cu built in as C++
-#                      (emulator.h, runtime.cpp); all other driver functions return
+#   libcuda.so.1       the driver API subset (driver.cpp) with kernels built in as C++
+#                      (emulator.h, runtime.cpp): every kernels/*.cu, and candle's own kernel files
+#                      (foreign.h) that its f32 tensor ops use; all other driver functions return
 #                      CUDA_ERROR_NOT_SUPPORTED
-#   libcublas.so.13, libcublasLt.so.13, libcurand.so.10
-#                      link stubs (candle links them; every function returns an error status)
-#   links to the real libcudart / libnvrtc found in LIB_DIRS (NVRTC still compiles the kernels)
+#   libcublas.so.13    the f32 GEMMs candle's matmul calls (cublas.cpp)
+#   libcurand.so.10    uniform and normal generators (curand.cpp)
+#   libcublasLt.so.13  a link stub (every function returns an error status)
+#   links to the real libcudart / libnvrtc found in LIB_DIRS (NVRTC still compiles the kernels);
+#   the toolkit headers candle's kernels include are read from LIB_DIR/../include
 #
-#   bash kernels/emulator/build.sh OUT_DIR [LIB_DIR...]
+#   bash kernels/emulator/build.sh OUT_DIR LIB_DIR...
 #
-# The lists of functions to stub come from cudarc's declarations (the version in Cargo.lock).
+# The lists of functions to stub come from cudarc's declarations, and candle's kernel sources
+# from the candle-kernels crate (the versions in Cargo.lock).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
-cudarc_version=$(grep -A1 '^name = "cudarc"' "$here/../../Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')
-find_cudarc() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"cudarc-$cudarc_version" 2>/dev/null | head -1; }
-cudarc=$(find_cudarc)
-if [ -z "$cudarc" ]; then
-    (cd "$here/../.." && cargo fetch --locked >/dev/null)
-    cudarc=$(find_cudarc)
-fi
-[ -n "$cudarc" ] || { echo "build.sh: cudarc $cudarc_version sources not found" >&2; exit 1; }
+crate_sources() { # NAME: the crate's source folder in the cargo registry, fetched if missing
+    local version find
+    version=$(grep -A1 "^name = \"$1\"" "$here/../../Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')
+    find() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$version" 2>/dev/null | head -1; }
+    if [ -z "$(find "$1")" ]; then
+        (cd "$here/../.." && cargo fetch --locked >/dev/null)
+    fi
+    [ -n "$(find "$1")" ] || { echo "build.sh: $1 $version sources not found" >&2; exit 1; }
+    find "$1"
+}
+cudarc=$(crate_sources cudarc)
+candle_kernels=$(crate_sources candle-kernels)/src
+include=""
+for dir in "$@"; do
+    [ -e "$dir/../include/cuda_fp16.h" ] && include=$(cd "$dir/../include" && pwd) && break
+done
+[ -n "$include" ] || { echo "build.sh: no CUDA headers (LIB_DIR/../include/cuda_fp16.h)" >&2; exit 1; }
 
 CXX=${CXX:-g++}
 CC=${CC:-gcc}
@@ -31,50 +44,68 @@ obj="$out/obj"
 rm -rf "$obj" && mkdir -p "$obj"
 
 # One translation unit per kernel file: the source as NVRTC sees it, then a static registrar
-# for each `extern "C" __global__` function.
+# for each `extern "C" __global__` function. The kernels are listed from the preprocessed source
+# (emulator.h marks them under SEQLAB_EMU_LIST_KERNELS), so macro-made ones are found too.
 objs=()
-for cu in "$here"/../*.cu; do
-    name=$(basename "$cu" .cu)
-    kernels=$(perl -0777 -ne 'print "$1\n" while /__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s*)?(\w+)\s*\(/g' "$cu")
-    [ -n "$kernels" ] || { echo "build.sh: no __global__ function in $cu" >&2; exit 1; }
+build_kernel_file() { # NAME UNIT_HEAD UNIT_TAIL NAMESPACE_PREFIX FLAGS...
+    local name=$1 head=$2 tail=$3 ns=$4 unit="$obj/$1.reg.cpp" kernels
+    shift 4
+    printf '%s\n' "$head" "$tail" >"$obj/$name.list.cpp"
+    kernels=$("$CXX" "$@" -E -P -DSEQLAB_EMU_LIST_KERNELS "$obj/$name.list.cpp" |
+        perl -0777 -ne 'print "$1\n" while /extern\s+"C"\s+__seqlab_emu_kernel__\s+void\s+(\w+)\s*\(/g')
+    [ -n "$kernels" ] || { echo "build.sh: no __global__ function in $name" >&2; exit 1; }
     {
-        echo "#include \"$cu\""
-        echo '#include "runtime.h"'
-        echo 'namespace {'
-        echo 'struct Registrar {'
-        echo '    Registrar() {'
-        for k in $kernels; do echo "        seqlab_emu::register_typed(\"$k\", &$k);"; done
-        echo '    }'
-        echo '} registrar;'
-        echo '}  // namespace'
-    } >"$obj/$name.reg.cpp"
-    "$CXX" "${flags[@]}" -include "$here/emulator.h" -I"$here" -c "$obj/$name.reg.cpp" -o "$obj/$name.o"
+        printf '%s\n' "$head" "$tail" '#include "runtime.h"' 'namespace {' 'struct Registrar {' \
+            '    Registrar() {'
+        for k in $kernels; do echo "        seqlab_emu::register_typed(\"$k\", &$ns$k);"; done
+        printf '%s\n' '    }' '} registrar;' '}  // namespace'
+    } >"$unit"
+    "$CXX" "$@" -c "$unit" -o "$obj/$name.o"
     objs+=("$obj/$name.o")
+}
+for cu in "$here"/../*.cu; do
+    build_kernel_file "$(basename "$cu" .cu)" "#include \"$cu\"" "" "" "${flags[@]}" \
+        -include "$here/emulator.h" -I"$here"
+done
+# candle's kernel files for f32 tensors (sort.cu needs dynamic shared memory, and the quantized
+# ones are not used by seqlab; a launch of their kernels fails with a message naming them).
+# Each one lives in a namespace of its own (foreign.h).
+for name in affine binary cast conv fill indexing reduce ternary unary; do
+    build_kernel_file "candle_$name" "#include \"foreign.h\"
+namespace candle_$name {
+#include \"$candle_kernels/$name.cu\"" "}" "candle_$name::" "${flags[@]}" -w \
+        -I"$here" -I"$include" -I"$include/cccl" -I"$candle_kernels"
 done
 "$CXX" "${flags[@]}" -I"$here" -c "$here/runtime.cpp" -o "$obj/runtime.o"
-"$CXX" "${flags[@]}" -I"$here" -c "$here/driver.cpp" -o "$obj/driver.o"
 
-# Stubs: int f(void) { return status; } for every declared function not defined above.
-declared() { grep -oE '^\s+(pub )?fn [a-zA-Z0-9_]+\(' "$1" | sed -E 's/^\s+(pub )?fn ([a-zA-Z0-9_]+)\(/\2/' | sort -u; }
-stubs() { # declarations.rs status defined-names-file > stubs.c
-    declared "$1" | comm -23 - "$3" | awk -v s="$2" '{print "int "$1"(void) { return "s"; }"}'
+# One library: its emulated functions (SOURCE, may be empty), and a stub
+# `int f(void) { return STATUS; }` for every other function cudarc declares for it.
+library() { # SONAME DECLARATIONS.rs STATUS [SOURCE.cpp] [MORE_OBJECTS...]
+    local soname=$1 decls=$2 status=$3 base=${1%%.so*} emulated=()
+    shift 3
+    if [ $# -gt 0 ]; then
+        "$CXX" "${flags[@]}" -I"$here" -c "$here/$1" -o "$obj/$base.o"
+        emulated=("$obj/$base.o")
+        shift
+    fi
+    emulated+=("$@")
+    if [ ${#emulated[@]} -gt 0 ]; then
+        nm --defined-only "${emulated[@]}" | awk '$2 == "T" {print $3}' | sort -u
+    fi >"$obj/$base.defined.txt"
+    grep -oE '^\s+(pub )?fn [a-zA-Z0-9_]+\(' "$decls" | sed -E 's/^\s+(pub )?fn ([a-zA-Z0-9_]+)\(/\2/' |
+        sort -u | comm -23 - "$obj/$base.defined.txt" |
+        awk -v s="$status" '{print "int "$1"(void) { return "s"; }"}' >"$obj/$base.stubs.c"
+    "$CC" -O1 -fPIC -c "$obj/$base.stubs.c" -o "$obj/$base.stubs.o"
+    # Symbols versioned as the real library's (libcurand's are): the loader then has no warning.
+    printf '%s { global: *; };\n' "$soname" >"$obj/$base.map"
+    "$CXX" -shared -o "$out/$soname" -Wl,-soname,"$soname" -Wl,--version-script,"$obj/$base.map" \
+        "${emulated[@]}" "$obj/$base.stubs.o"
+    ln -sf "$soname" "$out/$base.so"
 }
-nm --defined-only "$obj/driver.o" | awk '$2 == "T" {print $3}' | sort -u >"$obj/defined.txt"
-stubs "$cudarc/src/driver/sys/mod.rs" 801 "$obj/defined.txt" >"$obj/driver_stubs.c"
-"$CC" -O1 -fPIC -c "$obj/driver_stubs.c" -o "$obj/driver_stubs.o"
-"$CXX" -shared -o "$out/libcuda.so.1" -Wl,-soname,libcuda.so.1 "${objs[@]}" "$obj/runtime.o" \
-    "$obj/driver.o" "$obj/driver_stubs.o"
-ln -sf libcuda.so.1 "$out/libcuda.so"
-
-: >"$obj/none.txt"
-stub_lib() { # name soname declarations.rs status
-    stubs "$3" "$4" "$obj/none.txt" >"$obj/$1.c"
-    "$CC" -shared -fPIC -O1 -o "$out/$2" -Wl,-soname,"$2" "$obj/$1.c"
-    ln -sf "$2" "$out/$1.so"
-}
-stub_lib libcublas libcublas.so.13 "$cudarc/src/cublas/sys/mod.rs" 15     # CUBLAS_STATUS_NOT_SUPPORTED
-stub_lib libcublasLt libcublasLt.so.13 "$cudarc/src/cublaslt/sys/mod.rs" 15
-stub_lib libcurand libcurand.so.10 "$cudarc/src/curand/sys/mod.rs" 203    # CURAND_STATUS_INITIALIZATION_FAILED
+library libcuda.so.1 "$cudarc/src/driver/sys/mod.rs" 801 driver.cpp "${objs[@]}" "$obj/runtime.o"
+library libcublas.so.13 "$cudarc/src/cublas/sys/mod.rs" 15 cublas.cpp   # ..._NOT_SUPPORTED
+library libcurand.so.10 "$cudarc/src/curand/sys/mod.rs" 203 curand.cpp  # ..._INITIALIZATION_FAILED
+library libcublasLt.so.13 "$cudarc/src/cublaslt/sys/mod.rs" 15
 
 # The real runtime and NVRTC libraries, under the names the linker and the loader look for.
 for dir in "$@"; do
@@ -85,8 +116,11 @@ for dir in "$@"; do
         [ "$base" = libnvrtc-builtins.so ] || ln -sf "$(basename "$f")" "$out/$base"
     done
 done
-echo "CUDA emulator: $out/libcuda.so.1 ($(wc -l <"$obj/defined.txt") driver functions emulated," \
-    "$(cat "$here"/../*.cu | grep -c '__global__') kernels)"
+count() { grep -c "$@" || true; }
+echo "CUDA emulator in $out: $(nm --defined-only "$obj/libcuda.o" | count ' T cu') driver functions," \
+    "$(cat "$obj"/*.reg.cpp | count register_typed) kernels ($(cat "$obj"/candle_*.reg.cpp |
+        count register_typed) of them candle's), $(count . "$obj/libcublas.defined.txt") cuBLAS" \
+    "and $(count . "$obj/libcurand.defined.txt") cuRAND functions"
 
 # The emulator's own test (selftest.cpp), linked against the library just built.
 "$CXX" "${flags[@]}" -include "$here/emulator.h" -I"$here" "$here/selftest.cpp" \

@@ -18,8 +18,26 @@
 
 #define SEQLAB_CUDA_EMULATOR 1
 
+// Third-party kernel sources (foreign.h) come after the real CUDA headers, which define some of
+// these for a host compiler.
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __launch_bounds__
+#undef __restrict__
+#undef __shared__
+#ifdef SEQLAB_EMU_LIST_KERNELS  // build.sh's listing pass finds the kernels by this marker
+#define __global__ __seqlab_emu_kernel__
+#else
 #define __global__
+#endif
+#ifdef SEQLAB_EMU_FOREIGN
+// Each foreign file is wrapped in its own namespace (build.sh): its helpers cannot clash.
+#define __device__
+#else
 #define __device__ static
+#endif
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
@@ -27,6 +45,7 @@
 // One block runs at a time, so a function-local static is exactly one block's shared memory.
 #define __shared__ static
 
+#ifndef SEQLAB_EMU_FOREIGN  // foreign.h includes the toolkit's vector_types.h
 struct uint3 {
     unsigned x, y, z;
 };
@@ -36,6 +55,7 @@ struct alignas(8) float2 {
     float x, y;
 };
 static inline float2 make_float2(float x, float y) { return float2{x, y}; }
+#endif
 
 namespace seqlab_emu {
 
@@ -58,10 +78,10 @@ template <typename T>
 inline T shuffle(T v, int src, unsigned mask, const char* what) {
     static_assert(sizeof(T) <= 8, "shuffles move at most 64 bits");
     uint64_t bits = 0;
-    memcpy(&bits, &v, sizeof(T));
+    memcpy(&bits, (const void*)&v, sizeof(T));
     uint64_t got = warp_exchange(bits, src, mask, what);
     T out;
-    memcpy(&out, &got, sizeof(T));
+    memcpy((void*)&out, &got, sizeof(T));
     return out;
 }
 
@@ -110,6 +130,8 @@ static inline T atomicAdd(T* p, T v) {
     static inline T max(T a, T b) { return a < b ? b : a; }
 SEQLAB_EMU_MINMAX(int)
 SEQLAB_EMU_MINMAX(unsigned)
+SEQLAB_EMU_MINMAX(long)
+SEQLAB_EMU_MINMAX(unsigned long)
 SEQLAB_EMU_MINMAX(long long)
 SEQLAB_EMU_MINMAX(unsigned long long)
 SEQLAB_EMU_MINMAX(float)

@@ -1,5 +1,5 @@
-// Runs a grid on the CPU: one block at a time, every thread of the block a ucontext fiber on the
-// calling OS thread. A fiber runs until it must wait: at `__syncthreads`, or in either half of a
+// Runs a grid on the CPU: one block at a time, every thread of the block a fiber on the calling
+// OS thread. A fiber runs until it must wait: at `__syncthreads`, or in either half of a
 // warp shuffle. The scheduler then resumes the first fiber, in thread order, that can go on, so
 // one warp runs as far as it can before the next starts. The order is ascending thread (and
 // block) index, or descending with SEQLAB_EMU_SCHEDULE=descending. Between two barriers the
@@ -10,18 +10,80 @@
 #include "emulator.h"
 #include "runtime.h"
 
-#include <ucontext.h>
-
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <vector>
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
 
 namespace seqlab_emu {
 namespace {
 
 constexpr std::size_t kStackBytes = 256 * 1024;
+
+// ---- Switching between fibers ---------------------------------------------------------------
+#if defined(__x86_64__)
+// The registers a System V x86-64 call preserves (rbx, rbp, r12-r15) and the stack pointer:
+// all a switch made at a function call must keep. About 15 instructions and no system call,
+// where swapcontext also saves and restores the signal mask with one (it made the emulator
+// spend most of its time switching).
+struct Context {
+    void* sp = nullptr;
+};
+extern "C" void seqlab_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl seqlab_emu_switch
+    .hidden seqlab_emu_switch
+    .type seqlab_emu_switch, @function
+seqlab_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size seqlab_emu_switch, .-seqlab_emu_switch
+)");
+void switch_context(Context& save, const Context& load) { seqlab_emu_switch(&save.sp, load.sp); }
+/// A context that starts `entry` (which must never return) on the given stack.
+void start_context(Context& c, char* stack, std::size_t bytes, void (*entry)()) {
+    auto* top = reinterpret_cast<void**>(
+        reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t(15));
+    // From the top: a never-used return address for `entry` (so its stack is aligned as after a
+    // call), `entry` for seqlab_emu_switch's ret, and six zero registers for its pops.
+    top[-1] = nullptr;
+    top[-2] = reinterpret_cast<void*>(entry);
+    for (int i = 3; i <= 8; ++i) top[-i] = nullptr;
+    c.sp = top - 8;
+}
+#else
+struct Context {
+    ucontext_t uc;
+};
+void switch_context(Context& save, const Context& load) { swapcontext(&save.uc, &load.uc); }
+void start_context(Context& c, char* stack, std::size_t bytes, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
 constexpr int kWarp = 32;
 
 std::map<std::string, KernelEntry>& registry() {
@@ -32,7 +94,7 @@ std::map<std::string, KernelEntry>& registry() {
 enum class Wait { None, Block, Warp };
 
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     ThreadIndex idx;
     bool done = false;
     Wait wait = Wait::None;
@@ -44,7 +106,7 @@ struct BlockRun {
     const KernelEntry* kernel = nullptr;
     void** params = nullptr;
     std::vector<Fiber> fibers;
-    ucontext_t scheduler;
+    Context scheduler;
     int current = 0;
     int live = 0;
     // __syncthreads: arrivals and generation (a waiting fiber leaves when the generation moves).
@@ -55,6 +117,16 @@ struct BlockRun {
     std::vector<unsigned> warp_gen;
     std::vector<uint64_t> exchange;  // one word per thread, for shuffles
     std::string error;
+    bool descending = false;
+    // The scheduler's search for the next fiber (schedule order = thread order, or its reverse):
+    // fibers before `first` have finished; fibers before the one that last ran could not go on
+    // when it was chosen, and only a barrier opening (recorded in `reopened`) changes that.
+    std::size_t first = 0, reopened = SIZE_MAX;
+
+    /// Position of thread `t` in schedule order.
+    std::size_t pos(int t) const { return descending ? fibers.size() - 1 - t : t; }
+    /// Threads lo..=hi may go on again (their barrier opened).
+    void opened(int lo, int hi) { reopened = std::min({reopened, pos(lo), pos(hi)}); }
 
     bool runnable(int t) const {
         const Fiber& f = fibers[t];
@@ -78,7 +150,7 @@ std::size_t g_stack_threads = 0;
 
 void yield_to_scheduler() {
     BlockRun& r = *g_run;
-    swapcontext(&r.fibers[r.current].ctx, &r.scheduler);
+    switch_context(r.fibers[r.current].ctx, r.scheduler);
 }
 
 /// Ends the launch from inside a fiber: records why and never returns to the kernel.
@@ -104,12 +176,13 @@ void warp_barrier(int warp) {
     if (++r.warp_arrived[warp] == r.warp_live[warp]) {
         r.warp_arrived[warp] = 0;
         ++r.warp_gen[warp];
+        r.opened(warp * kWarp, warp * kWarp + r.warp_size[warp] - 1);
         return;
     }
     wait_for(Wait::Warp, gen);
 }
 
-void fiber_main() {
+[[noreturn]] void fiber_main() {
     BlockRun& r = *g_run;
     r.kernel->call(r.kernel->fn, r.params);
     r.fibers[r.current].done = true;
@@ -122,8 +195,9 @@ void fiber_main() {
     if (r.block_arrived > 0 && r.block_arrived == r.live) {
         r.block_arrived = 0;
         ++r.block_gen;
+        r.reopened = 0;
     }
-    // Returning resumes uc_link, the scheduler.
+    for (;;) yield_to_scheduler();  // a finished fiber is never resumed
 }
 
 std::string where(const BlockRun& r, const unsigned b[3]) {
@@ -156,6 +230,7 @@ void sync_block() {
     if (++r.block_arrived == r.live) {
         r.block_arrived = 0;
         ++r.block_gen;
+        r.reopened = 0;
         return;
     }
     wait_for(Wait::Block, gen);
@@ -215,20 +290,23 @@ std::string run_block(const KernelEntry& kernel, void** params, const unsigned g
         f.idx.block_idx = {b[0], b[1], b[2]};
         f.idx.block_dim = {block[0], block[1], block[2]};
         f.idx.grid_dim = {grid[0], grid[1], grid[2]};
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = g_stacks.get() + t * kStackBytes;
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = &r.scheduler;
-        makecontext(&f.ctx, fiber_main, 0);
+        start_context(f.ctx, g_stacks.get() + t * kStackBytes, kStackBytes, fiber_main);
     }
     g_run = &r;
     std::string error;
+    // The next fiber is the first in schedule order that can go on. The search starts where it
+    // can first find one (BlockRun::first, reopened), so a phase between two barriers costs one
+    // pass over the threads, not one per thread.
+    r.descending = g_descending;
+    const auto nth = [&](std::size_t i) { return (int)(r.descending ? threads - 1 - i : i); };
+    std::size_t from = 0;
     while (r.live > 0) {
+        while (r.first < threads && r.fibers[nth(r.first)].done) ++r.first;
+        from = std::max(r.first, std::min(from, r.reopened));
+        r.reopened = SIZE_MAX;
         int next = -1;
-        for (std::size_t i = 0; i < threads && next < 0; ++i) {
-            const int t = (int)(g_descending ? threads - 1 - i : i);
-            if (r.runnable(t)) next = t;
-        }
+        for (std::size_t i = from; i < threads && next < 0; ++i)
+            if (r.runnable(nth(i))) next = nth(i);
         if (next < 0) {
             char buf[200];
             std::snprintf(buf, sizeof buf,
@@ -239,7 +317,8 @@ std::string run_block(const KernelEntry& kernel, void** params, const unsigned g
             break;
         }
         r.current = next;
-        swapcontext(&r.scheduler, &r.fibers[next].ctx);
+        from = r.pos(next);
+        switch_context(r.scheduler, r.fibers[next].ctx);
         if (!r.error.empty()) {
             error = where(r, b) + ": " + r.error;
             break;

@@ -389,8 +389,10 @@ impl TrainMamba {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((batch * len, di))?;
-        let xdbl = xc_t.matmul(&w("x_proj.weight")?.t()?)?; // (B·L, R+2N)
-        let dt = xdbl.narrow(1, 0, r)?;
+        // (B·L, R+2N)
+        let xdbl = xc_t.matmul(&w("x_proj.weight")?.t()?)?;
+        // Contiguous: candle's CUDA matmul (cuBLAS) rejects a row stride wider than the row.
+        let dt = xdbl.narrow(1, 0, r)?.contiguous()?;
         let bc = |off: usize| -> Result<Tensor> {
             Ok(xdbl
                 .narrow(1, off, n)?
