@@ -84,6 +84,7 @@ void start_context(Context& c, char* stack, std::size_t bytes, void (*entry)()) 
     makecontext(&c.uc, entry, 0);
 }
 #endif
+
 constexpr int kWarp = 32;
 
 std::map<std::string, KernelEntry>& registry() {
