@@ -20,14 +20,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
 crate_sources() { # NAME: the crate's source folder in the cargo registry, fetched if missing
-    local version find
+    local version dir
     version=$(grep -A1 "^name = \"$1\"" "$here/../../Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')
-    find() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$version" 2>/dev/null | head -1; }
-    if [ -z "$(find "$1")" ]; then
+    dir=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$version" 2>/dev/null | head -1)
+    if [ -z "$dir" ]; then
         (cd "$here/../.." && cargo fetch --locked >/dev/null)
+        dir=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$version" 2>/dev/null | head -1)
     fi
-    [ -n "$(find "$1")" ] || { echo "build.sh: $1 $version sources not found" >&2; exit 1; }
-    find "$1"
+    [ -n "$dir" ] || { echo "build.sh: $1 $version sources not found" >&2; exit 1; }
+    echo "$dir"
 }
 cudarc=$(crate_sources cudarc)
 candle_kernels=$(crate_sources candle-kernels)/src
@@ -67,9 +68,9 @@ for cu in "$here"/../*.cu; do
     build_kernel_file "$(basename "$cu" .cu)" "#include \"$cu\"" "" "" "${flags[@]}" \
         -include "$here/emulator.h" -I"$here"
 done
-# candle's kernel files for f32 tensors (sort.cu needs dynamic shared memory, and the quantized
-# ones are not used by seqlab; a launch of their kernels fails with a message naming them).
-# Each one lives in a namespace of its own (foreign.h).
+# candle's kernel files behind its tensor ops, each in a namespace of its own (foreign.h). Left
+# out: sort.cu (dynamic shared memory) and the quantized kernels, which seqlab does not use; a
+# launch of one of their kernels fails with a message naming it.
 for name in affine binary cast conv fill indexing reduce ternary unary; do
     build_kernel_file "candle_$name" "#include \"foreign.h\"
 namespace candle_$name {
