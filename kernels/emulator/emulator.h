@@ -138,13 +138,19 @@ SEQLAB_EMU_MINMAX(float)
 SEQLAB_EMU_MINMAX(double)
 #undef SEQLAB_EMU_MINMAX
 
-static inline float __uint_as_float(unsigned u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+// CUDA's bit casts (the same bits read as another type of the same size).
+namespace seqlab_emu {
+template <typename To, typename From>
+inline To bits_as(From v) {
+    static_assert(sizeof(To) == sizeof(From), "a bit cast keeps the size");
+    To out;
+    memcpy(&out, &v, sizeof(To));
+    return out;
 }
-static inline unsigned __float_as_uint(float f) {
-    unsigned u;
-    memcpy(&u, &f, 4);
-    return u;
-}
+}  // namespace seqlab_emu
+static inline float __uint_as_float(unsigned u) { return seqlab_emu::bits_as<float>(u); }
+static inline unsigned __float_as_uint(float f) { return seqlab_emu::bits_as<unsigned>(f); }
+static inline float __int_as_float(int i) { return seqlab_emu::bits_as<float>(i); }
+static inline int __float_as_int(float f) { return seqlab_emu::bits_as<int>(f); }
+static inline double __longlong_as_double(long long v) { return seqlab_emu::bits_as<double>(v); }
+static inline long long __double_as_longlong(double d) { return seqlab_emu::bits_as<long long>(d); }

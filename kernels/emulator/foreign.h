@@ -28,16 +28,6 @@ static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
 static inline float normcdff(float x) { return 0.5f * erfcf(-x * (float)M_SQRT1_2); }
 static inline double normcdf(double x) { return 0.5 * erfc(-x * M_SQRT1_2); }
-static inline double __longlong_as_double(long long v) {
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-static inline long long __double_as_longlong(double d) {
-    long long v;
-    memcpy(&v, &d, 8);
-    return v;
-}
 template <typename T>
 static inline T atomicCAS(T* p, T compare, T value) {
     T old = *p;
@@ -55,16 +45,6 @@ static inline T atomicMin(T* p, V v) {
     T old = *p;
     if ((T)v < old) *p = (T)v;
     return old;
-}
-static inline float __int_as_float(int i) {
-    float f;
-    memcpy(&f, &i, 4);
-    return f;
-}
-static inline int __float_as_int(float f) {
-    int i;
-    memcpy(&i, &f, 4);
-    return i;
 }
 
 // The half and bfloat16 math the toolkit headers declare for the device only, through f32.
