@@ -78,6 +78,7 @@ fn greedy_json_matches_the_golden_tokens() {
         "text",
         "prefill_ms",
         "decode_tokens_per_s",
+        "device",
     ] {
         assert!(keys.contains(&k), "missing {k} in {v}");
     }
@@ -88,6 +89,7 @@ fn greedy_json_matches_the_golden_tokens() {
     assert!(v["text"].is_null(), "no tokenizer → text null: {v}");
     assert!(v["prefill_ms"].as_f64().unwrap() >= 0.0);
     assert!(v["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["device"], "cpu", "{v}");
 }
 
 #[test]

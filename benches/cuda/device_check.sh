@@ -8,9 +8,11 @@
 #    sequences across tile/chunk boundaries), the candle scan op and its gradients;
 # 2. cuda_models: one training step of the Mamba / Transformer / S4 / SaShiMi LMs on the GPU
 #    against the CPU (loss and every gradient), greedy decoding of the device Mamba LM;
-# 3. cuda_scan: the scan against the memory-bandwidth floor;
-# 4. the CLI end to end with --device cuda: generate (vs --device cpu), train Mamba and S4
-#    (vs the CPU, same steps), and SaShiMi trained on the GPU for SASHIMI_SECONDS (0 = skip).
+# 3. cli_cuda: the seqlab binary with --device cuda against --device cpu: greedy generation,
+#    a few training steps of Mamba / Transformer / S4D / SaShiMi (losses and checkpoints);
+# 4. cuda_scan: the scan against the memory-bandwidth floor;
+# 5. the CLI at a larger size: generate 200 tokens (vs --device cpu), train Mamba and S4 on the
+#    prepared text, and SaShiMi trained on the GPU for SASHIMI_SECONDS (0 = skip).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: device_check.sh OUT_DIR [SASHIMI_SECONDS]}
@@ -26,8 +28,9 @@ fi
 summary=()
 note() { summary+=("$*"); echo "== $*"; }
 
-# The test binaries find models/ here, not where they were built.
-export SEQLAB_REPO=$PWD
+# The test binaries find models/ and datasets/ here, and cli_cuda runs this seqlab binary, not
+# the ones where they were built.
+export SEQLAB_REPO=$PWD SEQLAB_BIN=$PWD/$BIN/seqlab
 libdirs=""
 for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
     f=$(find /usr /opt -name "$lib" 2>/dev/null | head -1)
@@ -52,6 +55,7 @@ run() { # name timeout cmd...
 
 run cuda_kernels 180 $BIN/cuda_kernels --test-threads=1 --nocapture
 run cuda_models 180 $BIN/cuda_models --test-threads=1 --nocapture
+run cli_cuda 180 $BIN/cli_cuda --test-threads=1 --nocapture
 run cuda_scan 90 $BIN/cuda_scan
 
 S=$BIN/seqlab

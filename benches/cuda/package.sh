@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build the CUDA binaries on a machine without a GPU (or a Rust toolchain on the GPU machine)
 # and gather what benches/cuda/device_check.sh needs into .gpu/ (git-ignored):
-#   .gpu/bin/{seqlab,cuda_kernels,cuda_models,cuda_scan}  stripped, CUDA 13.0, sm_90 PTX
-#   .gpu/xz/*.xz                                          the same, compressed (what travels)
-#   .gpu/data/{data-text,data-audio}.tar.xz               prepared datasets (optional)
+#   .gpu/bin/{seqlab,cuda_kernels,cuda_models,cli_cuda,cuda_scan}  stripped, CUDA 13.0, sm_90 PTX
+#   .gpu/xz/*.xz                               the same, compressed (what travels)
+#   .gpu/data/{data-text,data-audio}.tar.xz    prepared datasets (optional)
 #
 #   bash benches/cuda/package.sh [TEXT_DATA_DIR] [AUDIO_DATA_DIR]
 #
@@ -56,6 +56,7 @@ mkdir -p .gpu/bin
 cp "$CARGO_TARGET_DIR/release/seqlab" .gpu/bin/seqlab
 cp "$(exe test -p seqlab-ssm --features cuda --test cuda_kernels)" .gpu/bin/cuda_kernels
 cp "$(exe test -p seqlab-lm --features cuda --test cuda_models)" .gpu/bin/cuda_models
+cp "$(exe test -p seqlab --features cuda --test cli_cuda)" .gpu/bin/cli_cuda
 cp "$(exe bench -p seqlab-ssm --features cuda --bench cuda_scan)" .gpu/bin/cuda_scan
 strip .gpu/bin/*
 mkdir -p .gpu/xz && for f in .gpu/bin/*; do xz -T0 -6 -c "$f" >".gpu/xz/$(basename "$f").xz"; done

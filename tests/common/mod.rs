@@ -6,12 +6,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs the built `seqlab` binary with `args`.
+/// Runs the built `seqlab` binary with `args`: `$SEQLAB_BIN` when set (a packaged test binary
+/// on another machine, as `benches/cuda/device_check.sh` runs them), else the one cargo built.
 pub fn seqlab<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqlab"))
-        .args(args)
-        .output()
-        .expect("run seqlab")
+    let bin = std::env::var_os("SEQLAB_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_seqlab").into());
+    Command::new(bin).args(args).output().expect("run seqlab")
 }
 
 /// The arguments as one printable string, for assertion messages.
@@ -67,9 +66,17 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
+/// The checkout: `$SEQLAB_REPO` when set (a packaged test binary on another machine), else the
+/// one this test was built in.
+pub fn repo() -> PathBuf {
+    std::env::var_os("SEQLAB_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The bundled sample text, `datasets/sample/hamlet.txt`.
 pub fn hamlet() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample/hamlet.txt")
+    repo().join("datasets/sample/hamlet.txt")
 }
 
 /// A character-level tokenizer trained on Hamlet (`dir/char.json`) and Hamlet prepared with it

@@ -112,7 +112,8 @@ pub fn run(args: AudioArgs) -> anyhow::Result<()> {
 }
 
 fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
-    let device = seqlab_tensor::select_device(args.device.parse()?)?;
+    let choice: seqlab_tensor::DeviceChoice = args.device.parse()?;
+    let device = seqlab_tensor::select_device(choice)?;
     if !args.data.is_dir() {
         bail!("data directory {} does not exist", args.data.display());
     }
@@ -166,9 +167,10 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
     let bits = |nats: f64| nats / std::f64::consts::LN_2;
     let last = s.metrics.last();
     eprintln!(
-        "trained {} steps in {:.1} s: train NLL {} bits/byte, val NLL {} bits/byte \
+        "trained {} steps on {} in {:.1} s: train NLL {} bits/byte, val NLL {} bits/byte \
          (uniform 8-bit: 8); checkpoint {}",
         s.steps,
+        choice,
         s.seconds,
         last.map_or("-".into(), |r| format!("{:.4}", bits(r.train_loss))),
         s.val_loss.map_or("-".into(), |v| format!("{:.4}", bits(v))),

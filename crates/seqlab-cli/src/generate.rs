@@ -5,8 +5,8 @@
 //!
 //! Output: the generated text streamed to stdout (ids when there is no tokenizer) and a timing
 //! line on stderr; or, with `--json`, exactly one JSON object
-//! `{"prompt_ids":[…],"generated_ids":[…],"text":…,"prefill_ms":…,"decode_tokens_per_s":…}`
-//! (`text` is null without a tokenizer).
+//! `{"prompt_ids":[…],"generated_ids":[…],"text":…,"prefill_ms":…,"decode_tokens_per_s":…,`
+//! `"device":…}` (`text` is null without a tokenizer; `device` is `cpu` or `cuda:N`).
 
 use anyhow::{bail, Context};
 use seqlab_lm::{generate, load_lm_on, CausalLm, GenerateConfig};
@@ -192,7 +192,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     };
     if args.json {
         let line = format!(
-            "{{\"prompt_ids\":{},\"generated_ids\":{},\"text\":{},\"prefill_ms\":{},\"decode_tokens_per_s\":{}}}",
+            "{{\"prompt_ids\":{},\"generated_ids\":{},\"text\":{},\"prefill_ms\":{},\"decode_tokens_per_s\":{},\"device\":\"{choice}\"}}",
             serde_json::to_string(&prompt)?,
             serde_json::to_string(&out.generated_ids)?,
             serde_json::to_string(&text)?,
@@ -209,7 +209,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         }
         writeln!(so).context("cannot write to stdout")?;
         eprintln!(
-            "prefill {} tokens: {:.2} ms; decode: {} tokens, {:.1} tokens/s",
+            "prefill {} tokens: {:.2} ms; decode: {} tokens, {:.1} tokens/s; on {choice}",
             prompt.len(),
             out.prefill_ms,
             out.generated_ids.len(),

@@ -61,7 +61,8 @@ enum ModelArg {
 
 /// Runs `seqlab train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let device = seqlab_tensor::select_device(args.device.parse()?)?;
+    let choice: seqlab_tensor::DeviceChoice = args.device.parse()?;
+    let device = seqlab_tensor::select_device(choice)?;
     let mut cfg = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -95,8 +96,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let last = s.metrics.last();
     eprintln!(
-        "trained {} steps in {:.1} s: train loss {}, val loss {}; checkpoint {}",
+        "trained {} steps on {} in {:.1} s: train loss {}, val loss {}; checkpoint {}",
         s.steps,
+        choice,
         s.seconds,
         last.map_or("-".into(), |r| format!("{:.4}", r.train_loss)),
         s.val_loss.map_or("-".into(), |v| format!("{v:.4}")),
