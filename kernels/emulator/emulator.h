@@ -43,6 +43,7 @@
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
 // One block runs at a time, so a function-local static is exactly one block's shared memory.
+// Ours are poisoned before each block (below), as a GPU leaves shared memory undefined.
 #define __shared__ static
 
 #ifndef SEQLAB_EMU_FOREIGN  // foreign.h includes the toolkit's vector_types.h
@@ -85,7 +86,28 @@ inline T shuffle(T v, int src, unsigned mask, const char* what) {
     return out;
 }
 
+/// Registers [begin, end) as shared memory, which the runtime fills with 0xFF bytes (NaN as f32
+/// or f64, -1 as an integer) before each block; a null or empty range is ignored.
+void register_shared_memory(char* begin, char* end);
+
 }  // namespace seqlab_emu
+
+#ifndef SEQLAB_EMU_FOREIGN
+// Shared memory a block reads before any of its threads wrote it holds garbage on a GPU; here
+// it holds NaN, not the previous block's values or zeros. build.sh links every function-local
+// static of kernels/*.cu (compiled with -fdata-sections: `.bss._ZZ…`, which in CUDA device code
+// is only ever a __shared__ variable) between these two symbols; each module that includes this
+// header registers its own range once per translation unit (the runtime keeps one copy).
+extern "C" char __start_seqlab_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_seqlab_emu_shared[] __attribute__((weak, visibility("hidden")));
+namespace {
+struct SeqlabEmuSharedMemory {
+    SeqlabEmuSharedMemory() {
+        seqlab_emu::register_shared_memory(__start_seqlab_emu_shared, __stop_seqlab_emu_shared);
+    }
+} seqlab_emu_shared_memory;
+}  // namespace
+#endif
 
 #define threadIdx (seqlab_emu::current().thread_idx)
 #define blockIdx (seqlab_emu::current().block_idx)
@@ -116,9 +138,15 @@ static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 3
 }
 
 // Atomics: the fibers of a launch share one OS thread and switch only at barriers, so a
-// read-modify-write cannot be interleaved.
+// read-modify-write cannot be interleaved. The body is not instrumented for the race checker
+// (racecheck.cpp), which is told of one atomic access instead; not inlined, so the caller's
+// loads (of `v`, say) stay before it.
+namespace seqlab_emu {
+void atomic_access(const void* p, size_t bytes);
+}
 template <typename T>
-static inline T atomicAdd(T* p, T v) {
+__attribute__((no_sanitize_thread, noinline)) static T atomicAdd(T* p, T v) {
+    seqlab_emu::atomic_access(p, sizeof(T));
     T old = *p;
     *p = old + v;
     return old;

@@ -106,6 +106,7 @@ struct Fiber {
 struct BlockRun {
     const KernelEntry* kernel = nullptr;
     void** params = nullptr;
+    std::size_t block_number = 0;  // in the launch, in x-fastest order
     std::vector<Fiber> fibers;
     Context scheduler;
     int current = 0;
@@ -212,8 +213,46 @@ std::string where(const BlockRun& r, const unsigned b[3]) {
 
 void set_schedule(bool descending) { g_descending = descending; }
 
-void register_kernel(const char* name, void* fn, Trampoline call) {
-    registry()[name] = KernelEntry{name, fn, call};
+namespace {
+/// The modules' shared-memory ranges (emulator.h registers them from static constructors, so
+/// the list is built on first use).
+std::vector<std::pair<char*, char*>>& shared_ranges() {
+    static std::vector<std::pair<char*, char*>> ranges;
+    return ranges;
+}
+}  // namespace
+
+void register_shared_memory(char* begin, char* end) {
+    auto& ranges = shared_ranges();
+    if (begin != nullptr && begin < end &&
+        std::find(ranges.begin(), ranges.end(), std::make_pair(begin, end)) == ranges.end())
+        ranges.emplace_back(begin, end);
+}
+
+bool is_shared_memory(const void* p) {
+    const char* c = static_cast<const char*>(p);
+    for (const auto& [begin, end] : shared_ranges())
+        if (c >= begin && c < end) return true;
+    return false;
+}
+
+const AccessPoint* access_point() {
+    if (g_run == nullptr || g_run->kernel->source != KernelSource::Ours) return nullptr;
+    static AccessPoint point;
+    const BlockRun& r = *g_run;
+    point = {r.block_number, (unsigned)r.current, r.block_gen, r.warp_gen[r.current / kWarp]};
+    return &point;
+}
+
+bool on_fiber_stack(const void* p) {
+    const char *c = static_cast<const char*>(p), *lo = g_stacks.get();
+    return c >= lo && c < lo + g_stack_threads * kStackBytes;
+}
+
+void fail_launch(const std::string& why) { fail(why); }
+
+void register_kernel(const char* name, void* fn, Trampoline call, KernelSource source) {
+    registry()[name] = KernelEntry{name, fn, call, source};
 }
 
 const KernelEntry* find_kernel(const std::string& name) {
@@ -270,12 +309,13 @@ namespace {
 
 /// Runs one block to completion; returns "" or why it failed.
 std::string run_block(const KernelEntry& kernel, void** params, const unsigned grid[3],
-                      const unsigned block[3], const unsigned b[3]) {
+                      const unsigned block[3], const unsigned b[3], std::size_t number) {
     const std::size_t threads = (std::size_t)block[0] * block[1] * block[2];
     const int warps = (int)((threads + kWarp - 1) / kWarp);
     BlockRun r;
     r.kernel = &kernel;
     r.params = params;
+    r.block_number = number;
     r.fibers.resize(threads);
     r.live = (int)threads;
     r.warp_size.assign(warps, kWarp);
@@ -293,6 +333,8 @@ std::string run_block(const KernelEntry& kernel, void** params, const unsigned g
         f.idx.grid_dim = {grid[0], grid[1], grid[2]};
         start_context(f.ctx, g_stacks.get() + t * kStackBytes, kStackBytes, fiber_main);
     }
+    if (kernel.source == KernelSource::Ours)
+        for (const auto& [begin, end] : shared_ranges()) memset(begin, 0xFF, end - begin);
     g_run = &r;
     std::string error;
     // The next fiber is the first in schedule order that can go on. The search starts where it
@@ -341,11 +383,12 @@ std::string run_grid(const KernelEntry& kernel, const unsigned grid[3], const un
         g_stack_threads = threads;
     }
     const std::size_t blocks = (std::size_t)grid[0] * grid[1] * grid[2];
+    racecheck_new_launch();
     for (std::size_t i = 0; i < blocks; ++i) {
         const std::size_t lb = g_descending ? blocks - 1 - i : i;
         const unsigned b[3] = {(unsigned)(lb % grid[0]), (unsigned)(lb / grid[0] % grid[1]),
                                (unsigned)(lb / ((std::size_t)grid[0] * grid[1]))};
-        std::string error = run_block(kernel, params, grid, block, b);
+        std::string error = run_block(kernel, params, grid, block, b, lb);
         if (!error.empty()) return error;
     }
     return "";

@@ -2,7 +2,8 @@
 // API, each checked against values worked out by hand. It shows that the emulator gives CUDA's
 // answers for shuffles and barriers, and that the bugs it exists to catch are caught: a missing
 // __syncthreads gives wrong numbers, a barrier some threads never reach is reported as a deadlock,
-// and a shuffle with an exited lane is an error.
+// a shuffle with an exited lane is an error, shared memory read before it is written is NaN, and
+// the race checker reports unordered conflicting accesses.
 #include "runtime.h"
 
 #include <cstdio>
@@ -69,6 +70,20 @@ extern "C" __global__ void shuffle_after_exit(int* out) {
     out[t] = __shfl_down_sync(0xffffffffu, t, 1);
 }
 
+// Reads shared memory before any thread of its block wrote it: garbage on a GPU.
+extern "C" __global__ void read_before_write(float* out) {
+    __shared__ float s[64];
+    const int t = threadIdx.x;
+    out[blockIdx.x * blockDim.x + t] = s[t];
+    s[t] = 1.f;
+}
+
+// Every thread adds 1 to one global total: right on a GPU only with atomicAdd.
+extern "C" __global__ void count_threads(int* total, int atomic) {
+    if (atomic) atomicAdd(total, 1);
+    else *total += 1;
+}
+
 // ---- driver API (driver.cpp) ----------------------------------------------------------------
 
 extern "C" {
@@ -110,10 +125,13 @@ int main() {
     seqlab_emu::register_typed("clear_then_add", &clear_then_add);
     seqlab_emu::register_typed("divergent_barrier", &divergent_barrier);
     seqlab_emu::register_typed("shuffle_after_exit", &shuffle_after_exit);
+    seqlab_emu::register_typed("read_before_write", &read_before_write);
+    seqlab_emu::register_typed("count_threads", &count_threads);
     const char* ptx =
         ".visible .entry shuffles(\n.visible .entry block_sum(\n.visible .entry shift_right(\n"
         ".visible .entry clear_then_add(\n"
-        ".visible .entry divergent_barrier(\n.visible .entry shuffle_after_exit(\n";
+        ".visible .entry divergent_barrier(\n.visible .entry shuffle_after_exit(\n"
+        ".visible .entry read_before_write(\n.visible .entry count_threads(\n";
     void* module = nullptr;
     if (cuModuleLoadData(&module, ptx) != 0) return 1;
     std::printf("CUDA emulator self-test\n");
@@ -193,6 +211,45 @@ int main() {
         check(rc == 0 && right[0][1] && right[1][1], "clear, barrier, add from 4 warps: exact in both orders");
         check(rc == 0 && right[0][0] && !right[1][0],
               "clear then add without it: hidden ascending, wrong descending");
+    }
+    {  // shared memory is poisoned before every block, the first one included
+        std::vector<float> out(2 * 64, 0.f);
+        float* po = out.data();
+        const int rc = launch(function(module, "read_before_write"), 2, 64, {&po});
+        bool all_nan = true;
+        for (float v : out) all_nan &= v != v;
+        check(rc == 0 && all_nan, "shared memory read before it is written: NaN in every block");
+    }
+    {  // the race checker: conflicting accesses with nothing ordering them fail the launch
+        seqlab_emu::set_racecheck(true);
+        std::printf("  (race checker on; the launches meant to fail print why)\n");
+        std::fflush(stdout);
+        int total = 0, atomic = 1;
+        int* pt = &total;
+        int rc = launch(function(module, "count_threads"), 2, 64, {&pt, &atomic});
+        check(rc == 0 && total == 128, "racecheck: 128 atomicAdds to one word pass");
+        atomic = 0;
+        rc = launch(function(module, "count_threads"), 2, 64, {&pt, &atomic});
+        check(rc == 719, "racecheck: the same with a plain += is a race (sums right here)");
+        std::vector<float> x(256, 1.f), sums(2, 0.f);
+        const float* px = x.data();
+        float* ps = sums.data();
+        int with = 1;
+        rc = launch(function(module, "block_sum"), 2, 128, {&px, &ps, &with});
+        check(rc == 0 && sums[0] == 128.f, "racecheck: tree sum with barriers passes");
+        std::vector<float> out(200);
+        float* po = out.data();
+        rc = launch(function(module, "shift_right"), 1, 200, {&px, &po, &with});
+        check(rc == 0, "racecheck: neighbour read after a barrier passes");
+        with = 0;
+        bool both = true;
+        for (int desc = 0; desc < 2; ++desc) {
+            seqlab_emu::set_schedule(desc == 1);
+            both &= launch(function(module, "shift_right"), 1, 200, {&px, &po, &with}) == 719;
+        }
+        seqlab_emu::set_schedule(false);
+        check(both, "racecheck: neighbour read without it is a race, in either order");
+        seqlab_emu::set_racecheck(false);
     }
     {
         std::vector<int> out(64, 0);
