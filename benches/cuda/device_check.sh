@@ -10,7 +10,8 @@
 #    against the CPU (loss and every gradient), greedy decoding of the device Mamba LM;
 # 3. cli_cuda: the seqlab binary with --device cuda against --device cpu: greedy generation,
 #    a few training steps of Mamba / Transformer / S4D / SaShiMi (losses and checkpoints);
-# 4. cuda_scan: the scan against the memory-bandwidth floor;
+# 4. cuda_scan: the scan against the memory-bandwidth floor and, side by side on the same inputs,
+#    mamba_ssm's own kernels (outputs and gradients must agree);
 # 5. the CLI at a larger size: generate 200 tokens (vs --device cpu), train Mamba and S4 on the
 #    prepared text, and SaShiMi trained on the GPU for SASHIMI_SECONDS (0 = skip).
 set -uo pipefail
@@ -56,7 +57,8 @@ run() { # name timeout cmd...
 run cuda_kernels 180 $BIN/cuda_kernels --test-threads=1 --nocapture
 run cuda_models 180 $BIN/cuda_models --test-threads=1 --nocapture
 run cli_cuda 180 $BIN/cli_cuda --test-threads=1 --nocapture
-run cuda_scan 90 $BIN/cuda_scan
+export SEQLAB_MAMBA_SSM_LIB=$PWD/$BIN/libmamba_ssm_scan.so
+run cuda_scan 120 $BIN/cuda_scan
 
 S=$BIN/seqlab
 run info 30 $S info --device cuda

@@ -2,6 +2,7 @@
 # Build the CUDA binaries on a machine without a GPU (or a Rust toolchain on the GPU machine)
 # and gather what benches/cuda/device_check.sh needs into .gpu/ (git-ignored):
 #   .gpu/bin/{seqlab,cuda_kernels,cuda_models,cli_cuda,cuda_scan}  stripped, CUDA 13.0, sm_90 PTX
+#   .gpu/bin/libmamba_ssm_scan.so              mamba_ssm's scan kernels (benches/cuda/mamba_ssm)
 #   .gpu/xz/*.xz                               the same, compressed (what travels)
 #   .gpu/data/{data-text,data-audio}.tar.xz    prepared datasets (optional)
 #
@@ -44,20 +45,31 @@ fi
 export CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/gpu}
 cargo build --release --locked --features cuda --bin seqlab
-exe() { # the test/bench executable cargo reports for: cargo ARGS
-    cargo "$@" --release --locked --no-run --message-format=json 2>/dev/null \
+exe() { # the test/bench executable cargo reports for: cargo ARGS (release: bench's own profile)
+    cargo "$@" --locked --no-run --message-format=json 2>/dev/null \
         | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and (
+            m["profile"]["test"] or "bench" in m["target"]["kind"]):
         print(m["executable"])' | tail -1
+}
+take() { # NAME cargo ARGS: copy that executable to .gpu/bin/NAME
+    local f
+    f=$(exe "${@:2}")
+    if [ -z "$f" ]; then
+        echo "package.sh: cargo ${*:2} built no executable" >&2
+        exit 1
+    fi
+    cp "$f" ".gpu/bin/$1"
 }
 mkdir -p .gpu/bin
 cp "$CARGO_TARGET_DIR/release/seqlab" .gpu/bin/seqlab
-cp "$(exe test -p seqlab-ssm --features cuda --test cuda_kernels)" .gpu/bin/cuda_kernels
-cp "$(exe test -p seqlab-lm --features cuda --test cuda_models)" .gpu/bin/cuda_models
-cp "$(exe test -p seqlab --features cuda --test cli_cuda)" .gpu/bin/cli_cuda
-cp "$(exe bench -p seqlab-ssm --features cuda --bench cuda_scan)" .gpu/bin/cuda_scan
+take cuda_kernels test --release -p seqlab-ssm --features cuda --test cuda_kernels
+take cuda_models test --release -p seqlab-lm --features cuda --test cuda_models
+take cli_cuda test --release -p seqlab --features cuda --test cli_cuda
+take cuda_scan bench -p seqlab-ssm --features cuda --bench cuda_scan
+bash benches/cuda/mamba_ssm/build.sh .gpu/bin/libmamba_ssm_scan.so "$R/bin/nvcc"
 strip .gpu/bin/*
 mkdir -p .gpu/xz && for f in .gpu/bin/*; do xz -T0 -6 -c "$f" >".gpu/xz/$(basename "$f").xz"; done
 mkdir -p .gpu/data
