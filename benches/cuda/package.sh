@@ -45,18 +45,15 @@ fi
 export CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/gpu}
 cargo build --release --locked --features cuda --bin seqlab
-exe() { # the test/bench executable cargo reports for: cargo ARGS (release: bench's own profile)
-    cargo "$@" --locked --no-run --message-format=json 2>/dev/null \
+take() { # NAME cargo ARGS: copy the test/bench executable cargo builds for ARGS to .gpu/bin/NAME
+    local f
+    f=$(cargo "${@:2}" --locked --no-run --message-format=json 2>/dev/null \
         | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
     if m.get("reason")=="compiler-artifact" and m.get("executable") and (
             m["profile"]["test"] or "bench" in m["target"]["kind"]):
-        print(m["executable"])' | tail -1
-}
-take() { # NAME cargo ARGS: copy that executable to .gpu/bin/NAME
-    local f
-    f=$(exe "${@:2}")
+        print(m["executable"])' | tail -1)
     if [ -z "$f" ]; then
         echo "package.sh: cargo ${*:2} built no executable" >&2
         exit 1
@@ -79,4 +76,5 @@ pack() { # dir name
 }
 [ -n "${1:-}" ] && pack "$1" data-text
 [ -n "${2:-}" ] && pack "$2" data-audio
-du -sh .gpu/xz/* .gpu/data/* 2>/dev/null
+shopt -s nullglob # no datasets packed: list the binaries only
+du -sh .gpu/xz/* .gpu/data/*

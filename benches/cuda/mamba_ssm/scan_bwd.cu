@@ -1,7 +1,4 @@
 // mamba_ssm's selective-scan backward (f32) behind a C entry point: see scan_capi.h.
-#include <cstdio>
-#include <cstring>
-
 #include "selective_scan_bwd_kernel.cuh"
 #include "scan_capi.h"
 

@@ -9,6 +9,9 @@
 #pragma once
 #include <stdint.h>
 
+#include <cstdio>
+#include <cstring>
+
 #include "selective_scan.h"
 #include "shim/torch_shim.h"
 

@@ -1,7 +1,4 @@
 // mamba_ssm's selective-scan forward (f32) behind a C entry point: see scan_capi.h.
-#include <cstdio>
-#include <cstring>
-
 #include "selective_scan_fwd_kernel.cuh"
 #include "scan_capi.h"
 

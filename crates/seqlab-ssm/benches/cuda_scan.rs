@@ -35,7 +35,6 @@ const AGREEMENT: f64 = 1e-3;
 /// `MambaSsmScan` of benches/cuda/mamba_ssm/scan_capi.h: sizes and raw device pointers
 /// (0 = absent).
 #[repr(C)]
-#[derive(Default)]
 struct MambaSsmScan {
     batch: i32,
     dim: i32,
@@ -278,30 +277,17 @@ fn bench_shape(
     };
     let bdl = batch * dim * len;
     let bnl = batch * n * len;
+    let dev = |v: Vec<f32>| stream.clone_htod(&v).map_err(|e| e.to_string());
     // Mamba-like values: δ = softplus(raw + bias) ≈ 0.01 … 0.47, A = −(1 … N) (S4D-real).
-    let host = [
-        random(bdl, -1.0, 1.0),  // u
-        random(bdl, -4.0, -1.0), // raw δ
-        (0..dim * n).map(|i| -((i % n) as f32 + 1.0)).collect(),
-        random(bnl, -1.0, 1.0), // B
-        random(bnl, -1.0, 1.0), // C
-        random(dim, 0.5, 1.5),  // D
-        random(bdl, -2.0, 2.0), // z
-        random(dim, -0.5, 0.5), // δ bias
-        random(bdl, -1.0, 1.0), // dout
-    ];
-    let dev = |v: &Vec<f32>| stream.clone_htod(v).map_err(|e| e.to_string());
-    let [u, delta, a, bm, cm, d, z, bias, dout] = [
-        dev(&host[0])?,
-        dev(&host[1])?,
-        dev(&host[2])?,
-        dev(&host[3])?,
-        dev(&host[4])?,
-        dev(&host[5])?,
-        dev(&host[6])?,
-        dev(&host[7])?,
-        dev(&host[8])?,
-    ];
+    let u = dev(random(bdl, -1.0, 1.0))?;
+    let delta = dev(random(bdl, -4.0, -1.0))?;
+    let a = dev((0..dim * n).map(|i| -((i % n) as f32 + 1.0)).collect())?;
+    let bm = dev(random(bnl, -1.0, 1.0))?;
+    let cm = dev(random(bnl, -1.0, 1.0))?;
+    let d = dev(random(dim, 0.5, 1.5))?;
+    let z = dev(random(bdl, -2.0, 2.0))?;
+    let bias = dev(random(dim, -0.5, 0.5))?;
+    let dout = dev(random(bdl, -1.0, 1.0))?;
     let args = DevScanArgs {
         dims,
         complex: false,
