@@ -1,5 +1,6 @@
 //! End to end with `--device cuda`, through the `seqlab` binary (build with `--features cuda`):
-//! - `info --device cuda` opens the GPU; a GPU that is not there is a one-line error;
+//! - `info --device cuda` opens the GPU, names it, and compiles and loads every kernel on it; a GPU
+//!   that is not there is a one-line error;
 //! - greedy `generate` with the bundled Mamba and Transformer: the same ids on the GPU as on
 //!   the CPU;
 //! - `train` of a Mamba, a Transformer and an S4D LM for a few steps on the GPU and on the CPU:
@@ -14,7 +15,7 @@
 
 mod common;
 
-use common::{fails, ok, s, seqlab, stderr, stdout};
+use common::{assert_one_line_error, fails, ok, s, seqlab, seqlab_with_env, stderr, stdout};
 use seqlab_tensor::candle_core::{safetensors, Device};
 use std::path::Path;
 
@@ -130,14 +131,40 @@ fn assert_same_run(cuda: &Path, cpu: &Path, tol: f64) {
 }
 
 #[test]
-fn info_opens_the_gpu_and_names_a_missing_one() {
-    if !gpu("info_opens_the_gpu_and_names_a_missing_one") {
+fn info_checks_the_gpu_and_its_kernels() {
+    if !gpu("info_checks_the_gpu_and_its_kernels") {
         return;
     }
     let out = stdout(&ok(&["info", "--device", "cuda"]));
     assert!(out.contains("CUDA support: compiled in"), "{out}");
     assert!(out.contains("device cuda:0: ok (CUDA GPU 0)"), "{out}");
+    // What the GPU is, and every kernel file compiled and loaded on it.
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{out}"))
+            .to_string()
+    };
+    assert!(line("gpu: ").contains(", compute capability "), "{out}");
+    assert!(line("gpu: ").ends_with(" GiB"), "{out}");
+    assert!(line("cuda: driver ").contains(", NVRTC "), "{out}");
+    assert!(
+        line("kernels: 6 files compile and load for sm_").ends_with(" s)"),
+        "{out}"
+    );
     fails(&["info", "--device", "cuda:97"], &["cuda:97"]);
+    // A driver older than NVRTC refuses its PTX: one line that names both versions. Only the
+    // emulator can be told to be such a driver (kernels/emulator/driver.cpp).
+    if line("gpu: ").contains("CPU emulator") {
+        let old_driver = [("SEQLAB_EMU_MAX_PTX_ISA", "1.0")];
+        assert_one_line_error(
+            &seqlab_with_env(&["info", "--device", "cuda"], &old_driver),
+            &[
+                "kernels/selective_scan_fwd.cu does not load",
+                "writes PTX newer than this driver (CUDA 13.0) loads",
+            ],
+        );
+    }
 }
 
 #[test]

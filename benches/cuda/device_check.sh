@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: run the CUDA checks with the binaries benches/cuda/package.sh built.
-# Everything is logged under OUT_DIR; the last lines are a summary.
+# The logs and files of every step go to one archive, OUT_DIR/check.tar.gz, rewritten after each
+# step (a device run returns at most 8 files, and a run stopped at its time limit keeps what its
+# finished steps wrote); OUT_DIR/summary.txt and the last lines printed are the summary.
 #
 #   bash benches/cuda/device_check.sh OUT_DIR [SASHIMI_SECONDS]
 #
@@ -16,28 +18,32 @@
 #    prepared text, and SaShiMi trained on the GPU for SASHIMI_SECONDS (0 = skip).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${1:?usage: device_check.sh OUT_DIR [SASHIMI_SECONDS]}
+RESULT=${1:?usage: device_check.sh OUT_DIR [SASHIMI_SECONDS]}
 SASHIMI_SECONDS=${2:-0}
-mkdir -p "$OUT"
+mkdir -p "$RESULT"
+RESULT=$(cd "$RESULT" && pwd)
+OUT=$(mktemp -d /tmp/seqlab-check.XXXXXX) # every log and file of the run; packed into $RESULT
 BIN=.gpu/bin
 # The binaries and datasets travel xz-compressed (candle's PTX makes the binaries large).
 for f in .gpu/data/*.tar.xz; do [ -e "$f" ] && tar -C .gpu -xJf "$f"; done
-if [ -d .gpu/xz ]; then
-    mkdir -p $BIN
-    for f in .gpu/xz/*.xz; do xz -dc "$f" >"$BIN/$(basename "$f" .xz)" && chmod +x "$BIN/$(basename "$f" .xz)"; done
-fi
+[ -f .gpu/xz/bin.tar.xz ] && xz -dc .gpu/xz/bin.tar.xz | tar -C .gpu -xf -
 summary=()
 note() { summary+=("$*"); echo "== $*"; }
+save() { # OUT as one archive beside the summary, replaced atomically
+    printf '%s\n' "${summary[@]}" >"$RESULT/summary.txt"
+    tar -C "$OUT" -czf "$RESULT/check.tar.gz.tmp" . && mv "$RESULT/check.tar.gz.tmp" "$RESULT/check.tar.gz"
+}
 
 # The test binaries find models/ and datasets/ here, and cli_cuda runs this seqlab binary, not
 # the ones where they were built.
 export SEQLAB_REPO=$PWD SEQLAB_BIN=$PWD/$BIN/seqlab
-libdirs=""
-for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
-    f=$(find /usr /opt -name "$lib" 2>/dev/null | head -1)
-    [ -n "$f" ] && libdirs="$libdirs:$(dirname "$f")"
-done
-export LD_LIBRARY_PATH="${libdirs#:}:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
+# The CUDA libraries the binaries link: the first folder found for each (one walk of /usr and
+# /opt; /usr, where the image's toolkit is, comes first).
+libdirs=$(find /usr /opt \( -name libcudart.so.13 -o -name libcublas.so.13 -o -name libcublasLt.so.13 \
+    -o -name libcurand.so.10 -o -name libnvrtc.so.13 \) 2>/dev/null \
+    | awk -F/ '{lib = $NF; sub("/[^/]*$", ""); if (!(lib in seen)) {seen[lib] = 1; print}}' \
+    | awk '!seen[$0]++' | paste -sd:)
+export LD_LIBRARY_PATH="${libdirs:+$libdirs:}/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 # SEQLAB_REQUIRE_GPU: a test that cannot open the GPU fails instead of skipping.
 export SEQLAB_PTX_CACHE=/tmp/seqlab-ptx RAYON_NUM_THREADS=16 SEQLAB_REQUIRE_GPU=1
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
@@ -51,6 +57,7 @@ run() { # name timeout cmd...
     local rc=$?
     note "$name: exit $rc in $((SECONDS - t0)) s"
     tail -n 25 "$OUT/$name.log"
+    save
     return $rc
 }
 
@@ -73,6 +80,7 @@ if [ -n "$(ids "$OUT/generate_cpu.log")" ] && [ "$(ids "$OUT/generate_cpu.log")"
 else
     note "generate: cuda ids DIFFER from cpu ids"
 fi
+save
 run generate_transformer_cuda 120 $S generate --model models/transformer-big --prompt "$prompt" \
     --max-new-tokens 100 --greedy --json --device cuda
 
@@ -90,6 +98,7 @@ if [ -d .gpu/data-text ]; then
             -o "/tmp/run-s4-$d" --quiet --device "$d"
         cp "/tmp/run-s4-$d/metrics.jsonl" "$OUT/train_s4_$d.jsonl" 2>/dev/null
     done
+    save
 fi
 
 if [ "$SASHIMI_SECONDS" -gt 0 ] && [ -d .gpu/data-audio ]; then
@@ -105,6 +114,7 @@ JSON
     cp /tmp/run-sashimi/checkpoint/{config.json,model.safetensors} /tmp/run-sashimi/metrics.jsonl \
         "$OUT/sashimi/" 2>/dev/null
     tail -n 3 /tmp/run-sashimi/metrics.jsonl
+    save
 fi
 
 echo

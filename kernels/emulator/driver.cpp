@@ -4,7 +4,9 @@
 //
 // cuModuleLoadData still receives the PTX that NVRTC compiled from the same source; its `.entry`
 // names are the module's functions, so a launcher asking for a kernel the PTX lacks fails here as
-// on a GPU. Launches are serialised (shared memory is one static per kernel function).
+// on a GPU. With SEQLAB_EMU_MAX_PTX_ISA=X.Y it also refuses PTX whose `.version` is newer than
+// X.Y, as a driver older than the NVRTC that wrote the PTX does. Launches are serialised (shared
+// memory is one static per kernel function).
 // Every other driver function is a stub from stubs.c that returns CUDA_ERROR_NOT_SUPPORTED.
 #include "runtime.h"
 
@@ -23,7 +25,7 @@ using CUresult = int;
 // kNotSupported is also what build.sh's generated stubs return.
 constexpr CUresult kSuccess = 0, kInvalidValue = 1, kOutOfMemory = 2, kInvalidDevice = 101,
                    kInvalidImage = 200, kInvalidHandle = 400, kNotFound = 500,
-                   kLaunchFailed = 719, kNotSupported = 801;
+                   kUnsupportedPtx = 222, kLaunchFailed = 719, kNotSupported = 801;
 
 /// Name and description of every result the emulator returns (cuGetErrorName / String).
 struct ResultText {
@@ -37,6 +39,8 @@ constexpr ResultText kResults[] = {
     {kOutOfMemory, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
     {kInvalidDevice, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
     {kInvalidImage, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {kUnsupportedPtx, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION",
+     "the provided PTX was compiled with an unsupported toolchain."},
     {kInvalidHandle, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {kNotFound, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {kLaunchFailed, "CUDA_ERROR_LAUNCH_FAILED",
@@ -79,6 +83,20 @@ std::set<std::string> ptx_entries(const char* ptx) {
         if (e > b) names.insert(text.substr(b, e - b));
     }
     return names;
+}
+
+/// A PTX ISA version "X.Y" as X * 100 + Y (-1 when there is none).
+int isa_number(const char* text) {
+    int major = 0, minor = 0;
+    if (!text || std::sscanf(text, "%d.%d", &major, &minor) != 2) return -1;
+    return major * 100 + minor;
+}
+
+/// Whether the emulated driver takes the PTX's `.version` (SEQLAB_EMU_MAX_PTX_ISA, if set).
+bool ptx_isa_supported(const char* ptx) {
+    const int max = isa_number(std::getenv("SEQLAB_EMU_MAX_PTX_ISA"));
+    const char* v = std::strstr(ptx, ".version");
+    return max < 0 || !v || isa_number(v + 8) <= max;
 }
 
 }  // namespace
@@ -267,6 +285,7 @@ CUresult cuMemsetD32Async(unsigned long long dst, unsigned v, std::size_t n, voi
 
 CUresult cuModuleLoadData(void** module, const void* image) {
     if (!image) return kInvalidValue;
+    if (!ptx_isa_supported(static_cast<const char*>(image))) return kUnsupportedPtx;
     auto* m = new Module{ptx_entries(static_cast<const char*>(image))};
     if (m->entries.empty()) {
         delete m;

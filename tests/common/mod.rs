@@ -9,8 +9,15 @@ use std::process::{Command, Output};
 /// Runs the built `seqlab` binary with `args`: `$SEQLAB_BIN` when set (a packaged test binary
 /// on another machine, as `benches/cuda/device_check.sh` runs them), else the one cargo built.
 pub fn seqlab<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    seqlab_with_env(args, &[])
+}
+
+/// [`seqlab`] with environment variables `env` set for it.
+pub fn seqlab_with_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
     let bin = std::env::var_os("SEQLAB_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_seqlab").into());
-    Command::new(bin).args(args).output().expect("run seqlab")
+    let mut cmd = Command::new(bin);
+    cmd.args(args).envs(env.iter().copied());
+    cmd.output().expect("run seqlab")
 }
 
 /// The arguments as one printable string, for assertion messages.

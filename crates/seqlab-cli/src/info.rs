@@ -1,4 +1,5 @@
-//! `seqlab info`: the build (version, CUDA support) and a check of a `--device` choice.
+//! `seqlab info`: the build (version, CUDA support) and a check of a `--device` choice; for a
+//! GPU, what it is, the driver and NVRTC versions, and whether every kernel compiles and loads.
 
 use seqlab_tensor::candle_core::DeviceLocation;
 use seqlab_tensor::{cuda_compiled, select_device, DeviceChoice};
@@ -12,7 +13,8 @@ pub struct InfoArgs {
 }
 
 /// Prints the seqlab version and whether CUDA support is compiled in, then opens the requested
-/// device; failing to parse or open it is the command's error (one line, exit status 1).
+/// device and, for a GPU, compiles and loads our kernels on it; failing to parse or open the
+/// device, or a kernel that does not load, is the command's error (one line, exit status 1).
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!("seqlab {}", env!("CARGO_PKG_VERSION"));
     if cuda_compiled() {
@@ -30,6 +32,26 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         DeviceLocation::Metal { gpu_id } => format!("Metal GPU {gpu_id}"),
     };
     println!("device {choice}: ok ({place})");
+    #[cfg(feature = "cuda")]
+    if let seqlab_tensor::candle_core::Device::Cuda(gpu) = &device {
+        let r = seqlab_ssm::cuda::gpu_report(&gpu.cuda_stream())?;
+        println!(
+            "gpu: {}, compute capability {}.{}, {} SMs, {:.1} GiB",
+            r.name,
+            r.arch / 10,
+            r.arch % 10,
+            r.multiprocessors,
+            r.memory_bytes as f64 / (1u64 << 30) as f64
+        );
+        println!(
+            "cuda: driver {}, NVRTC {}",
+            r.driver_version, r.nvrtc_version
+        );
+        println!(
+            "kernels: {} files compile and load for sm_{} ({:.2} s)",
+            r.kernel_files, r.arch, r.kernel_seconds
+        );
+    }
     Ok(())
 }
 

@@ -26,6 +26,33 @@ fn arch_of(ctx: &CudaContext) -> Result<u32> {
     Ok((major * 10 + minor) as u32)
 }
 
+/// The CUDA version the driver supports, "major.minor".
+fn driver_version() -> Result<String> {
+    let mut v = 0;
+    // SAFETY: cuDriverGetVersion writes one int through a valid pointer. Only called once a
+    // context exists, so the driver library is loaded.
+    unsafe { candle_core::cuda_backend::cudarc::driver::sys::cuDriverGetVersion(&mut v) }
+        .result()
+        .map_err(drv)?;
+    Ok(format!("{}.{}", v / 1000, v % 1000 / 10))
+}
+
+/// Kernel file `file` that the driver would not load (`err`, the driver's error). The usual
+/// cause is PTX from an NVRTC newer than the driver: that error names both versions.
+fn load_error(file: KernelFile, err: String) -> CudaError {
+    let why = if err.contains("UNSUPPORTED_PTX_VERSION") {
+        let nvrtc = super::compile::nvrtc_version().unwrap_or_else(|e| e.to_string());
+        let driver = driver_version().unwrap_or_else(|e| e.to_string());
+        format!(
+            "NVRTC {nvrtc} writes PTX newer than this driver (CUDA {driver}) loads; put an \
+             NVRTC no newer than the driver first on LD_LIBRARY_PATH, or update the driver"
+        )
+    } else {
+        err
+    };
+    CudaError::Driver(format!("kernels/{} does not load: {why}", file.file_name()))
+}
+
 /// A CUDA device with its default stream and the modules loaded on it.
 pub struct GpuContext {
     stream: Arc<CudaStream>,
@@ -107,7 +134,7 @@ impl KernelLoader for GpuContext {
                     .stream
                     .context()
                     .load_module(Ptx::from_src(ptx.to_string()))
-                    .map_err(drv)?;
+                    .map_err(|e| load_error(file, format!("{e:?}")))?;
                 modules.insert(file, m.clone());
                 m
             }
@@ -127,7 +154,58 @@ impl KernelLoader for candle_core::CudaDevice {
         let ptx = ptx_for(file, arch)?;
         let f = self
             .get_or_load_custom_func(name, file.module_name(), &ptx)
-            .map_err(|e| CudaError::Driver(e.to_string()))?;
+            .map_err(|e| load_error(file, e.to_string()))?;
         Ok(f.into_cuda_function())
     }
+}
+
+/// What a GPU is and whether our kernels run on it: the check behind
+/// `seqlab info --device cuda`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuReport {
+    /// Device name, as the driver reports it.
+    pub name: String,
+    /// Compute capability as one number (e.g. 90).
+    pub arch: u32,
+    /// Streaming multiprocessors.
+    pub multiprocessors: u32,
+    /// Device memory in bytes.
+    pub memory_bytes: usize,
+    /// The CUDA version the driver supports, "major.minor".
+    pub driver_version: String,
+    /// NVRTC's version, "major.minor".
+    pub nvrtc_version: String,
+    /// Every kernel file, compiled for `arch` (or read from the PTX cache) and loaded by the
+    /// driver: how many.
+    pub kernel_files: usize,
+    /// Seconds that compiling and loading them took.
+    pub kernel_seconds: f64,
+}
+
+/// Describes the device of `stream` and compiles and loads every kernel file on it, so a
+/// toolkit the driver cannot take (PTX from an NVRTC newer than the driver, a missing NVRTC)
+/// is one error here rather than in the middle of a run.
+pub fn gpu_report(stream: &Arc<CudaStream>) -> Result<GpuReport> {
+    use candle_core::cuda_backend::cudarc::driver::sys::CUdevice_attribute;
+    let ctx = stream.context();
+    let arch = arch_of(ctx)?;
+    let sm_count = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(drv)?;
+    let start = std::time::Instant::now();
+    for file in KernelFile::ALL {
+        let ptx = ptx_for(file, arch)?;
+        ctx.load_module(Ptx::from_src(ptx.to_string()))
+            .map_err(|e| load_error(file, format!("{e:?}")))?;
+    }
+    Ok(GpuReport {
+        name: ctx.name().map_err(drv)?,
+        arch,
+        multiprocessors: sm_count.max(0) as u32,
+        memory_bytes: ctx.total_mem().map_err(drv)?,
+        driver_version: driver_version()?,
+        nvrtc_version: super::compile::nvrtc_version()?,
+        kernel_files: KernelFile::ALL.len(),
+        kernel_seconds: start.elapsed().as_secs_f64(),
+    })
 }

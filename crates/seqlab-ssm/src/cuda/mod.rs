@@ -28,7 +28,7 @@ mod step;
 pub use candle_core::cuda_backend::cudarc;
 pub use candle_core::CudaDevice;
 pub use compile::{ptx_for, KernelFile, NVRTC_OPTIONS};
-pub use context::{GpuContext, KernelLoader};
+pub use context::{gpu_report, GpuContext, GpuReport, KernelLoader};
 pub use conv::{causal_conv1d_bwd, causal_conv1d_fwd, causal_conv1d_update};
 pub use s4::{cauchy, s4d_vandermonde_kernel};
 pub use scan::{
