@@ -28,11 +28,11 @@ BIN=.gpu/bin
 for f in .gpu/data/*.tar.xz; do [ -e "$f" ] && tar -C .gpu -xJf "$f"; done
 [ -f .gpu/xz/bin.tar.xz ] && xz -dc .gpu/xz/bin.tar.xz | tar -C .gpu -xf -
 summary=()
-note() { summary+=("$*"); echo "== $*"; }
 save() { # OUT as one archive beside the summary, replaced atomically
     printf '%s\n' "${summary[@]}" >"$RESULT/summary.txt"
     tar -C "$OUT" -czf "$RESULT/check.tar.gz.tmp" . && mv "$RESULT/check.tar.gz.tmp" "$RESULT/check.tar.gz"
 }
+note() { summary+=("$*"); echo "== $*"; save; }
 
 # The test binaries find models/ and datasets/ here, and cli_cuda runs this seqlab binary, not
 # the ones where they were built.
@@ -41,8 +41,8 @@ export SEQLAB_REPO=$PWD SEQLAB_BIN=$PWD/$BIN/seqlab
 # /opt; /usr, where the image's toolkit is, comes first).
 libdirs=$(find /usr /opt \( -name libcudart.so.13 -o -name libcublas.so.13 -o -name libcublasLt.so.13 \
     -o -name libcurand.so.10 -o -name libnvrtc.so.13 \) 2>/dev/null \
-    | awk -F/ '{lib = $NF; sub("/[^/]*$", ""); if (!(lib in seen)) {seen[lib] = 1; print}}' \
-    | awk '!seen[$0]++' | paste -sd:)
+    | awk -F/ '{lib = $NF; sub("/[^/]*$", "")}
+               !(lib in libs) {libs[lib]; if (!($0 in dirs)) {dirs[$0]; print}}' | paste -sd:)
 export LD_LIBRARY_PATH="${libdirs:+$libdirs:}/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 # SEQLAB_REQUIRE_GPU: a test that cannot open the GPU fails instead of skipping.
 export SEQLAB_PTX_CACHE=/tmp/seqlab-ptx RAYON_NUM_THREADS=16 SEQLAB_REQUIRE_GPU=1
@@ -57,7 +57,6 @@ run() { # name timeout cmd...
     local rc=$?
     note "$name: exit $rc in $((SECONDS - t0)) s"
     tail -n 25 "$OUT/$name.log"
-    save
     return $rc
 }
 
@@ -80,7 +79,6 @@ if [ -n "$(ids "$OUT/generate_cpu.log")" ] && [ "$(ids "$OUT/generate_cpu.log")"
 else
     note "generate: cuda ids DIFFER from cpu ids"
 fi
-save
 run generate_transformer_cuda 120 $S generate --model models/transformer-big --prompt "$prompt" \
     --max-new-tokens 100 --greedy --json --device cuda
 

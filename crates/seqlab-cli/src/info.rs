@@ -49,7 +49,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         );
         println!(
             "kernels: {} files compile and load for sm_{} ({:.2} s)",
-            r.kernel_files, r.arch, r.kernel_seconds
+            seqlab_ssm::cuda::KernelFile::ALL.len(),
+            r.arch,
+            r.kernel_seconds
         );
     }
     Ok(())
