@@ -46,28 +46,33 @@ if [ ! -e "$R/lib/libcuda.so" ]; then
 fi
 export CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/gpu}
-cargo build --release --locked --features cuda --bin seqlab
-take() { # NAME cargo ARGS: copy the test/bench executable cargo builds for ARGS to .gpu/bin/NAME
+# One cargo call builds the four test binaries and the seqlab binary that cli_cuda runs
+# (CARGO_BIN_EXE_seqlab). Separate calls per package would each resolve their own dependency
+# graph and rebuild candle-kernels (candle's CUDA kernels through nvcc) and all above it.
+mkdir -p .gpu/bin
+built=$(cargo test --release --workspace --features cuda --locked --no-run \
+    --message-format=json-render-diagnostics \
+    --test cuda_kernels --test cuda_models --test cli_cuda --bench cuda_scan |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["kind"][0], m["target"]["name"], m["executable"])')
+take() { # KIND NAME: copy the executable built for that target to .gpu/bin/NAME
     local f
-    f=$(cargo "${@:2}" --locked --no-run --message-format=json 2>/dev/null \
-        | python3 -c 'import json,sys
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and (
-            m["profile"]["test"] or "bench" in m["target"]["kind"]):
-        print(m["executable"])' | tail -1)
+    f=$(awk -v k="$1" -v n="$2" '$1 == k && $2 == n {print $3}' <<<"$built" | tail -1)
     if [ -z "$f" ]; then
-        echo "package.sh: cargo ${*:2} built no executable" >&2
+        echo "package.sh: cargo built no $1 target $2" >&2
         exit 1
     fi
-    cp "$f" ".gpu/bin/$1"
+    cp "$f" ".gpu/bin/$2"
 }
-mkdir -p .gpu/bin
-cp "$CARGO_TARGET_DIR/release/seqlab" .gpu/bin/seqlab
-take cuda_kernels test --release -p seqlab-ssm --features cuda --test cuda_kernels
-take cuda_models test --release -p seqlab-lm --features cuda --test cuda_models
-take cli_cuda test --release -p seqlab --features cuda --test cli_cuda
-take cuda_scan bench -p seqlab-ssm --features cuda --bench cuda_scan
+take test cuda_kernels
+take test cuda_models
+take test cli_cuda
+take bench cuda_scan
+take bin seqlab
 bash benches/cuda/mamba_ssm/build.sh .gpu/bin/libmamba_ssm_scan.so "$R/bin/nvcc"
 strip .gpu/bin/*
 # One solid archive, single-threaded, with a dictionary larger than all the binaries together:
