@@ -47,21 +47,13 @@ fi
 export CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/gpu}
 # One cargo call builds the four test binaries and the seqlab binary that cli_cuda runs
-# (CARGO_BIN_EXE_seqlab). Separate calls per package would each resolve their own dependency
-# graph and rebuild candle-kernels (candle's CUDA kernels through nvcc) and all above it.
+# (CARGO_BIN_EXE_seqlab); .ci/cargo-test-executables says why one.
 mkdir -p .gpu/bin
-built=$(cargo test --release --workspace --features cuda --locked --no-run \
-    --message-format=json-render-diagnostics \
-    --test cuda_kernels --test cuda_models --test cli_cuda --bench cuda_scan |
-    python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["target"]["kind"][0], m["target"]["name"], m["executable"])')
+built=$(.ci/cargo-test-executables --release --workspace --features cuda --locked \
+    --test cuda_kernels --test cuda_models --test cli_cuda --bench cuda_scan)
 take() { # KIND NAME: copy the executable built for that target to .gpu/bin/NAME
     local f
-    f=$(awk -v k="$1" -v n="$2" '$1 == k && $2 == n {print $3}' <<<"$built" | tail -1)
+    f=$(awk -v k="$1" -v n="$2" '$1 == k && $2 == n {print $4}' <<<"$built" | tail -1)
     if [ -z "$f" ]; then
         echo "package.sh: cargo built no $1 target $2" >&2
         exit 1
