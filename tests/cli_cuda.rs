@@ -149,7 +149,7 @@ fn info_checks_the_gpu_and_its_kernels() {
     assert!(line("gpu: ").ends_with(" GiB"), "{out}");
     assert!(line("cuda: driver ").contains(", NVRTC "), "{out}");
     assert!(
-        line("kernels: 6 files compile and load for sm_").ends_with(" s)"),
+        line("kernels: 7 files compile and load for sm_").ends_with(" s)"),
         "{out}"
     );
     fails(&["info", "--device", "cuda:97"], &["cuda:97"]);

@@ -13,7 +13,8 @@
 # 3. cli_cuda: the seqlab binary with --device cuda against --device cpu: greedy generation,
 #    a few training steps of Mamba / Transformer / S4D / SaShiMi (losses and checkpoints);
 # 4. cuda_scan: the scan against the memory-bandwidth floor and, side by side on the same inputs,
-#    mamba_ssm's own kernels (outputs and gradients must agree);
+#    mamba_ssm's own kernels (outputs and gradients must agree); cuda_s4_conv: S4's long
+#    convolution, our kernel vs the Toeplitz tensor ops vs the CPU FFT;
 # 5. the CLI at a larger size: generate 200 tokens (vs --device cpu), train Mamba and S4 on the
 #    prepared text, and SaShiMi trained on the GPU for SASHIMI_SECONDS (0 = skip).
 set -uo pipefail
@@ -65,6 +66,7 @@ run cuda_models 180 $BIN/cuda_models --test-threads=1 --nocapture
 run cli_cuda 180 $BIN/cli_cuda --test-threads=1 --nocapture
 export SEQLAB_MAMBA_SSM_LIB=$PWD/$BIN/libmamba_ssm_scan.so
 run cuda_scan 120 $BIN/cuda_scan
+run cuda_s4_conv 120 $BIN/cuda_s4_conv
 
 S=$BIN/seqlab
 run info 30 $S info --device cuda

@@ -537,6 +537,115 @@ fn s4_kernels_match_cpu() {
     }
 }
 
+/// S4's long convolution y = K ∗ u and its gradients against the CPU: the direct convolution
+/// for y and the FFT backward for (∂u, ∂K), f64 and f32. L crosses the 256-position tiles
+/// (257, 1000, 4099) and ∂K sums over batches of 1 to 3.
+#[test]
+fn long_conv_matches_cpu() {
+    use seqlab_ssm::cuda::LongConvDims;
+    use seqlab_ssm::s4::{direct_conv, fft_conv_bwd, FftConvPlan};
+    let Some(g) = gpu("long_conv_matches_cpu") else {
+        return;
+    };
+    let mut rng = StdRng::seed_from_u64(14);
+    for &(batch, h, l) in &[(1, 1, 1), (2, 3, 257), (3, 2, 1000), (1, 2, 4099)] {
+        let dims = LongConvDims { batch, h, l };
+        let what = format!("long_conv batch={batch} h={h} l={l}");
+        let mut r64 =
+            |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (u, k, gy) = (r64(batch * h * l), r64(h * l), r64(batch * h * l));
+        let mut want = vec![0.0; batch * h * l];
+        direct_conv(&u, &k, None, batch, h, l, &mut want).unwrap();
+        let (want_du, want_dk, _) =
+            fft_conv_bwd(&FftConvPlan::new(l).unwrap(), &u, &k, None, batch, h, &gy).unwrap();
+        let mut got = vec![0.0; batch * h * l];
+        cuda::long_conv_fwd(&g, dims, &u, &k, &mut got).unwrap();
+        let (du, dk) = cuda::long_conv_bwd(&g, dims, &u, &k, &gy).unwrap();
+        // Sums of up to batch·L terms of size ≤ 1; the FFT's rounding is ~1e-15 of its scale.
+        let tol = 1e-12 * (batch * l) as f64;
+        assert_close64(&format!("{what} y f64"), &got, &want, tol, 1e-12);
+        assert_close64(&format!("{what} du f64"), &du, &want_du, tol, 1e-12);
+        assert_close64(&format!("{what} dk f64"), &dk, &want_dk, tol, 1e-12);
+
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let mut got = vec![0.0f32; batch * h * l];
+        cuda::long_conv_fwd(&g, dims, &f(&u), &f(&k), &mut got).unwrap();
+        let (du, dk) = cuda::long_conv_bwd(&g, dims, &f(&u), &f(&k), &f(&gy)).unwrap();
+        // f32 sums of up to batch·L terms: error ~ 1e-7·√(batch·L) of the terms' size.
+        let tol = 2e-6 * ((batch * l) as f32).sqrt();
+        assert_close(&format!("{what} y f32"), &got, &f(&want), tol, 1e-5);
+        assert_close(&format!("{what} du f32"), &du, &f(&want_du), tol, 1e-5);
+        assert_close(&format!("{what} dk f32"), &dk, &f(&want_dk), tol, 1e-5);
+    }
+    let bad = LongConvDims {
+        batch: 1,
+        h: 2,
+        l: 3,
+    };
+    let err = cuda::long_conv_fwd(&g, bad, &[0.0f32; 5], &[0.0f32; 6], &mut [0.0f32; 6]);
+    assert!(
+        err.unwrap_err().to_string().contains("u"),
+        "a short u is an error"
+    );
+}
+
+/// The S4 convolution op on a CUDA device (`kernels/long_conv.cu`) against the CPU's FFT op:
+/// output and the gradients of u and K, f32 and f64.
+#[test]
+fn candle_long_conv_op_on_cuda_matches_cpu() {
+    use candle_core::{DType, Device, Tensor, Var};
+    if gpu("candle_long_conv_op_on_cuda_matches_cpu").is_none() {
+        return;
+    }
+    let dev = Device::new_cuda(0).expect("candle's CUDA device");
+    let (batch, h, l) = (3, 4, 600);
+    let mut rng = StdRng::seed_from_u64(15);
+    let u = Tensor::from_vec(
+        rand_vec(&mut rng, batch * h * l, -1.0, 1.0),
+        (batch, h, l),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let k = Tensor::from_vec(rand_vec(&mut rng, h * l, -1.0, 1.0), (h, l), &Device::Cpu).unwrap();
+    let w = Tensor::from_vec(
+        rand_vec(&mut rng, batch * h * l, -1.0, 1.0),
+        (batch, h, l),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for dtype in [DType::F32, DType::F64] {
+        let run = |device: &Device| {
+            let cast = |t: &Tensor| t.to_dtype(dtype).unwrap().to_device(device).unwrap();
+            let (u, k) = (
+                Var::from_tensor(&cast(&u)).unwrap(),
+                Var::from_tensor(&cast(&k)).unwrap(),
+            );
+            // A transposed (non-contiguous) u on the way in, as the S4 block passes it.
+            let ut = u
+                .as_tensor()
+                .transpose(1, 2)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap();
+            let y = seqlab_ssm::s4::fft_conv_tensor(&ut, k.as_tensor()).unwrap();
+            let loss = (&y * cast(&w)).unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            [&y, grads.get(&u).unwrap(), grads.get(&k).unwrap()].map(|t| {
+                t.to_dtype(DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+        };
+        let (cpu, gpu) = (run(&Device::Cpu), run(&dev));
+        for (name, (g, c)) in ["y", "du", "dk"].iter().zip(gpu.iter().zip(&cpu)) {
+            assert_close(&format!("long conv op {dtype:?} {name}"), g, c, 2e-4, 1e-4);
+        }
+    }
+}
+
 /// The candle op on a CUDA device: forward values and gradients of every input match the CPU.
 #[test]
 fn candle_scan_op_on_cuda_matches_cpu() {

@@ -1,5 +1,6 @@
-//! The device-generic Toeplitz convolution (the S4 layers' GPU path) against the FFT
-//! convolution op (the CPU path): same outputs and same gradients, checked on the CPU.
+//! The device-generic Toeplitz convolution (the S4 layers' path on devices other than the CPU
+//! and CUDA) against the FFT convolution op (the CPU path): same outputs and same gradients,
+//! checked on the CPU.
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};

@@ -34,17 +34,20 @@ pub enum KernelFile {
     S4dVandermonde,
     /// `s4_cauchy.cu`: the S4 Cauchy kernel.
     S4Cauchy,
+    /// `long_conv.cu`: S4's causal long convolution y = K ∗ u and its gradients.
+    LongConv,
 }
 
 impl KernelFile {
     /// Every kernel file.
-    pub const ALL: [KernelFile; 6] = [
+    pub const ALL: [KernelFile; 7] = [
         KernelFile::SelectiveScanFwd,
         KernelFile::SelectiveScanBwd,
         KernelFile::CausalConv1d,
         KernelFile::SelectiveStateUpdate,
         KernelFile::S4dVandermonde,
         KernelFile::S4Cauchy,
+        KernelFile::LongConv,
     ];
 
     /// File name under `kernels/`.
@@ -56,6 +59,7 @@ impl KernelFile {
             KernelFile::SelectiveStateUpdate => "selective_state_update.cu",
             KernelFile::S4dVandermonde => "s4d_vandermonde.cu",
             KernelFile::S4Cauchy => "s4_cauchy.cu",
+            KernelFile::LongConv => "long_conv.cu",
         }
     }
 
@@ -81,6 +85,7 @@ impl KernelFile {
             }
             KernelFile::S4dVandermonde => include_str!("../../../../kernels/s4d_vandermonde.cu"),
             KernelFile::S4Cauchy => include_str!("../../../../kernels/s4_cauchy.cu"),
+            KernelFile::LongConv => include_str!("../../../../kernels/long_conv.cu"),
         }
     }
 
@@ -93,6 +98,7 @@ impl KernelFile {
             KernelFile::SelectiveStateUpdate => "seqlab_selective_state_update",
             KernelFile::S4dVandermonde => "seqlab_s4d_vandermonde",
             KernelFile::S4Cauchy => "seqlab_s4_cauchy",
+            KernelFile::LongConv => "seqlab_long_conv",
         }
     }
 }

@@ -9,8 +9,10 @@
 //!   and returning host buffers in exactly the CPU layouts ([`selective_scan_fwd`],
 //!   [`selective_scan_bwd`], [`causal_conv1d_fwd`], [`causal_conv1d_bwd`],
 //!   [`causal_conv1d_update`], [`selective_state_update`], [`s4d_vandermonde_kernel`],
-//!   [`cauchy`]); the selective scan also has device-buffer launchers ([`scan_fwd_dev`],
-//!   [`scan_bwd_dev`]) that the candle op ([`crate::candle_op`]) runs on candle's storage.
+//!   [`cauchy`], [`long_conv_fwd`], [`long_conv_bwd`]); the selective scan and S4's long
+//!   convolution also have device-buffer launchers ([`scan_fwd_dev`], [`scan_bwd_dev`],
+//!   [`long_conv_fwd_dev`], [`long_conv_du_dev`], [`long_conv_dk_dev`]) that the candle ops ([`crate::candle_op`],
+//!   [`crate::s4::fft_conv_tensor`]) run on candle's storage.
 //!
 //! Errors are [`CudaError`], one line each; nothing panics when the GPU, the driver or NVRTC is
 //! missing. Note that with candle's CUDA backend, cudarc links the driver and NVRTC dynamically
@@ -21,6 +23,7 @@
 pub mod compile;
 mod context;
 mod conv;
+mod long_conv;
 mod s4;
 mod scan;
 mod step;
@@ -30,6 +33,10 @@ pub use candle_core::CudaDevice;
 pub use compile::{ptx_for, KernelFile, NVRTC_OPTIONS};
 pub use context::{gpu_report, GpuContext, GpuReport, KernelLoader};
 pub use conv::{causal_conv1d_bwd, causal_conv1d_fwd, causal_conv1d_update};
+pub use long_conv::{
+    long_conv_bwd, long_conv_dk_dev, long_conv_du_dev, long_conv_fwd, long_conv_fwd_dev,
+    LongConvDims, LongConvFloat,
+};
 pub use s4::{cauchy, s4d_vandermonde_kernel};
 pub use scan::{
     scan_bwd_dev, scan_fwd_dev, selective_scan_bwd, selective_scan_fwd, DevBc, DevScanArgs,

@@ -8,23 +8,9 @@ use super::compile::KernelFile;
 use super::context::KernelLoader;
 use super::scan::{as_i32, down, up};
 use super::{drv, out_buf, Result};
-use crate::error::SsmError;
+use crate::error::check_len;
 
 const THREADS: u32 = 128;
-
-fn check(name: &'static str, got: usize, expected: usize, shape: String) -> Result<()> {
-    if got == expected {
-        Ok(())
-    } else {
-        Err(SsmError::Shape {
-            name,
-            shape,
-            expected,
-            got,
-        }
-        .into())
-    }
-}
 
 /// GPU twin of the S4D Vandermonde product: `out[h, l] = 2·Re Σ_n c[h, n]·exp(dt_a[h, n]·l)`,
 /// `dt_a` and `c` (h, n) as re / im slices, `out` (h, l).
@@ -46,9 +32,9 @@ pub fn s4d_vandermonde_kernel(
         ("c_re", c_re),
         ("c_im", c_im),
     ] {
-        check(name, v.len(), h * n, format!("(h={h}, n={n})"))?;
+        check_len(name, v.len(), h * n, || format!("(h={h}, n={n})"))?;
     }
-    check("out", out.len(), h * l, format!("(h={h}, l={l})"))?;
+    check_len("out", out.len(), h * l, || format!("(h={h}, l={l})"))?;
     if h == 0 || l == 0 {
         return Ok(());
     }
@@ -100,13 +86,15 @@ pub fn cauchy(
         ("w_re", w_re),
         ("w_im", w_im),
     ] {
-        check(name, s.len(), rows * n, format!("(rows={rows}, n={n})"))?;
+        check_len(name, s.len(), rows * n, || format!("(rows={rows}, n={n})"))?;
     }
     for (name, s) in [("z_re", z_re), ("z_im", z_im)] {
-        check(name, s.len(), lz, format!("(lz={lz})"))?;
+        check_len(name, s.len(), lz, || format!("(lz={lz})"))?;
     }
     for (name, s) in [("out_re", &*out_re), ("out_im", &*out_im)] {
-        check(name, s.len(), rows * lz, format!("(rows={rows}, lz={lz})"))?;
+        check_len(name, s.len(), rows * lz, || {
+            format!("(rows={rows}, lz={lz})")
+        })?;
     }
     if rows == 0 || lz == 0 {
         return Ok(());

@@ -2,13 +2,13 @@
 //! built from `candle_core::Var`s train through them (the pattern of [`crate::candle_op`]):
 //! the kernel parameters are flattened and concatenated into one vector (`Tensor::cat`, whose
 //! backward splits the gradient again), a [`CustomOp1`] runs the f64 kernel and its `bwd` the
-//! hand-written backward. The ops run on the CPU; f32 or f64 tensors (kernels computed in f64).
+//! hand-written backward. The kernel ops run on the CPU (computed in f64); f32 or f64 tensors.
 //!
-//! On another device (CUDA) the same functions still work and stay differentiable: the kernel
-//! op's small packed parameters (H·N values) go to the host and K comes back
-//! ([`Tensor::to_device`] has a backward), and the convolution becomes a Toeplitz matrix
-//! product of device ops ([`toeplitz_conv_tensor`]), which is exact and fast on a GPU at
-//! training lengths.
+//! On another device the same functions still work and stay differentiable: the kernel op's
+//! small packed parameters (H·N values) go to the host and K comes back ([`Tensor::to_device`]
+//! has a backward). The convolution runs on CUDA as `kernels/long_conv.cu` (feature `cuda`;
+//! [`crate::cuda::long_conv_fwd_dev`] and its two gradients on the device), and on any other
+//! device as a Toeplitz matrix product of tensor ops ([`toeplitz_conv_tensor`]).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Shape, Tensor};
@@ -351,6 +351,17 @@ impl CustomOp2 for ConvOp {
         Ok((out, Shape::from((self.b, self.h, self.l))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda_conv::LongConvCuda::new(self, cuda_conv::Part::Y).cuda_fwd(s1, l1, s2, l2)
+    }
+
     fn bwd(
         &self,
         u: &Tensor,
@@ -358,6 +369,14 @@ impl CustomOp2 for ConvOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if u.device().is_cuda() {
+            use cuda_conv::{LongConvCuda, Part};
+            let g = grad.contiguous()?;
+            let du = k.apply_op2_no_bwd(&g, &LongConvCuda::new(self, Part::Du))?;
+            let dk = u.apply_op2_no_bwd(&g, &LongConvCuda::new(self, Part::Dk))?;
+            return Ok((Some(du), Some(dk)));
+        }
         let w = candle_core::Error::wrap;
         let (du, dk) = match u.dtype() {
             DType::F32 => {
@@ -391,13 +410,125 @@ impl CustomOp2 for ConvOp {
     }
 }
 
+/// The CUDA side of [`ConvOp`]: `kernels/long_conv.cu` on candle's storage.
+#[cfg(feature = "cuda")]
+mod cuda_conv {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::CudaDType;
+    use candle_core::{CpuStorage, CudaStorage, CustomOp2, DType, Layout, Shape};
+
+    use super::ConvOp;
+    use crate::cuda::{
+        long_conv_dk_dev, long_conv_du_dev, long_conv_fwd_dev, LongConvDims, LongConvFloat,
+    };
+
+    fn err(e: impl std::fmt::Display) -> candle_core::Error {
+        candle_core::Error::Msg(format!("fft_conv (CUDA): {e}"))
+    }
+
+    /// The contiguous range of a storage as a device view.
+    fn view<'a, T: CudaDType>(
+        s: &'a CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, T>> {
+        let (a, b) = l
+            .contiguous_offsets()
+            .ok_or_else(|| err("input not contiguous"))?;
+        Ok(s.as_cuda_slice::<T>()?.slice(a..b))
+    }
+
+    /// What a [`LongConvCuda`] computes from its two arguments.
+    #[derive(Clone, Copy, Debug)]
+    pub(super) enum Part {
+        /// (u, K) → y (B, H, L).
+        Y,
+        /// (K, ∂y) → ∂u (B, H, L).
+        Du,
+        /// (u, ∂y) → ∂K (H, L).
+        Dk,
+    }
+
+    /// One part of the long convolution as a (no-backward) op on two CUDA tensors.
+    #[derive(Debug)]
+    pub(super) struct LongConvCuda {
+        dims: LongConvDims,
+        part: Part,
+    }
+
+    impl LongConvCuda {
+        pub(super) fn new(op: &ConvOp, part: Part) -> Self {
+            let dims = LongConvDims {
+                batch: op.b,
+                h: op.h,
+                l: op.l,
+            };
+            Self { dims, part }
+        }
+
+        fn run<T: LongConvFloat + CudaDType>(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+        ) -> candle_core::Result<CudaStorage> {
+            let (x1, x2) = (view::<T>(s1, l1)?, view::<T>(s2, l2)?);
+            let dev = s1.device().clone();
+            let out = match self.part {
+                Part::Y => long_conv_fwd_dev(&dev, self.dims, &x1, &x2)?,
+                Part::Du => long_conv_du_dev(&dev, self.dims, &x1, &x2)?,
+                Part::Dk => long_conv_dk_dev(&dev, self.dims, &x1, &x2)?,
+            };
+            Ok(CudaStorage::wrap_cuda_slice(out, dev))
+        }
+    }
+
+    impl CustomOp2 for LongConvCuda {
+        fn name(&self) -> &'static str {
+            "seqlab-long-conv"
+        }
+
+        fn cpu_fwd(
+            &self,
+            _: &CpuStorage,
+            _: &Layout,
+            _: &CpuStorage,
+            _: &Layout,
+        ) -> candle_core::Result<(CpuStorage, Shape)> {
+            Err(err("the CUDA op got CPU tensors"))
+        }
+
+        fn cuda_fwd(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let out = match s1.dtype() {
+                DType::F32 => self.run::<f32>(s1, l1, s2, l2)?,
+                DType::F64 => self.run::<f64>(s1, l1, s2, l2)?,
+                dt => return Err(err(format!("dtype {dt:?} (f32 or f64)"))),
+            };
+            let LongConvDims { batch, h, l } = self.dims;
+            let shape = match self.part {
+                Part::Y | Part::Du => Shape::from((batch, h, l)),
+                Part::Dk => Shape::from((h, l)),
+            };
+            Ok((out, shape))
+        }
+    }
+}
+
 /// Causal convolution y = K ∗ u by real FFTs of size 2L (S4 eq. (5), without D) on tensors,
 /// differentiable w.r.t. u (B, H, L) and K (H, L). f32 or f64, same dtype.
 ///
-/// Tensors on another device (CUDA) go through [`toeplitz_conv_tensor`] instead, on that device.
+/// On CUDA (feature `cuda`) the op runs `kernels/long_conv.cu`, a direct O(L²) convolution,
+/// forward and backward; tensors on another device go through [`toeplitz_conv_tensor`].
 pub fn fft_conv_tensor(u: &Tensor, k: &Tensor) -> Result<Tensor> {
     let (b, h, l) = check_conv_args("fft_conv", u, k)?;
-    if !u.device().is_cpu() {
+    let has_kernel = u.device().is_cpu() || (cfg!(feature = "cuda") && u.device().is_cuda());
+    if !has_kernel {
         return toeplitz_conv_tensor(u, k);
     }
     let u = u.contiguous()?;
@@ -430,7 +561,9 @@ fn check_conv_args(what: &str, u: &Tensor, k: &Tensor) -> Result<(usize, usize, 
 /// Causal convolution y = K ∗ u (S4 eq. (5), without D) as a Toeplitz matrix product of plain
 /// tensor ops, so it runs and differentiates on any device:
 /// `T[h, t, s] = K[h, t − s]` for `s ≤ t` (else 0) and `y[b, h, :] = T[h] · u[b, h, :]`.
-/// O(B·H·L²) work and H·L² memory: the GPU path at training lengths; the CPU uses the FFT.
+/// O(B·H·L²) work and H·L² memory: the path of devices without a kernel of ours (CUDA runs
+/// `kernels/long_conv.cu`, the CPU the FFT). Its backward is candle's `index_add`, which on CUDA
+/// walks all L² indices in one thread per channel.
 pub fn toeplitz_conv_tensor(u: &Tensor, k: &Tensor) -> Result<Tensor> {
     let (_, h, l) = check_conv_args("toeplitz_conv", u, k)?;
     let zero = Tensor::zeros((h, 1), k.dtype(), k.device())?;
