@@ -24,7 +24,7 @@
 // saves `out`). Reductions: ∂A, constant ∂B/∂C, ∂D and ∂δ_bias are summed per block (warp
 // shuffles, then shared-memory atomics) and added to global memory with one atomicAdd per value
 // and block; input-dependent ∂B/∂C (shared by the channels of a group) take one global atomicAdd
-// per (position, n, channel). Gradient buffers accumulated with atomics must be zeroed by the
+// per (position, n, channel), staged in shared memory so that a warp's atomics are contiguous. Gradient buffers accumulated with atomics must be zeroed by the
 // caller: dA, dB, dC, dD, ddelta_bias. f32 only.
 
 #include "common.cuh"
@@ -61,6 +61,7 @@ __device__ void scan_bwd(const float* __restrict__ u, const float* __restrict__ 
     __shared__ float s_dBc[SS_MAX_DSTATE * 2];  // constant B
     __shared__ float s_dCc[SS_MAX_DSTATE * 2];  // constant C
     __shared__ float s_scalars[2];              // dD, dδ_bias
+    __shared__ float2 s_xb[SS_TILE], s_xc[SS_TILE];  // a tile's input-dependent ∂B, ∂C (one n)
     const int row = blockIdx.x;
     if (row >= batch * dim) return;
     const int bi = row / dim, d = row % dim;
@@ -230,14 +231,17 @@ __device__ void scan_bwd(const float* __restrict__ u, const float* __restrict__ 
 #pragma unroll
             for (int i = SS_ITEMS - 1; i >= 0; --i) {
                 h = s_add(s_mul(al[i], h), be[i]);  // h_t
-                if (!valid[i]) continue;
-                const int t = t0 + i;
+                const int j = threadIdx.x * SS_ITEMS + i;  // position within the tile
+                if (!valid[i]) {
+                    s_xb[j] = s_xc[j] = make_float2(0.f, 0.f);
+                    continue;
+                }
                 const S xt = xs[i + 1], xp = xs[i];
                 const S gc = s_scale(s_conj(xt), gy[i]);
                 const S gb = s_scale(h, dt[i] * uu[i]);
-                if (c_groups > 0) s_atomic_add(dC, c_base + (size_t)n * len + t, gc);
+                if (c_groups > 0) s_xc[j] = s_to2(gc);
                 else gcc = s_add(gcc, gc);
-                if (b_groups > 0) s_atomic_add(dB, b_base + (size_t)n * len + t, gb);
+                if (b_groups > 0) s_xb[j] = s_to2(gb);
                 else gbc = s_add(gbc, gb);
                 hb[i] += s_dot_conj_re(bt[i], h);
                 if (!reset[i]) {
@@ -254,6 +258,27 @@ __device__ void scan_bwd(const float* __restrict__ u, const float* __restrict__ 
             block_acc(s_dA, n, ga);
             if (b_groups == 0) block_acc(s_dBc, n, gbc);
             if (c_groups == 0) block_acc(s_dCc, n, gcc);
+            // Input-dependent ∂B / ∂C: consecutive threads add consecutive positions, so a
+            // warp's atomics hit one contiguous run of addresses (the items above are strided).
+            if (b_groups > 0 || c_groups > 0) {
+                __syncthreads();
+#pragma unroll
+                for (int k = 0; k < SS_ITEMS; ++k) {
+                    const int j = k * SS_THREADS + threadIdx.x;
+                    if (tile + j >= len) break;
+                    const size_t off = (size_t)n * len + tile + j;
+                    S v;
+                    if (c_groups > 0) {
+                        s_from2(s_xc[j], v);
+                        s_atomic_add(dC, c_base + off, v);
+                    }
+                    if (b_groups > 0) {
+                        s_from2(s_xb[j], v);
+                        s_atomic_add(dB, b_base + off, v);
+                    }
+                }
+                __syncthreads();  // the next n overwrites s_xb / s_xc
+            }
         }
 #pragma unroll
         for (int i = 0; i < SS_ITEMS; ++i) {
