@@ -582,11 +582,18 @@ fn long_conv_matches_cpu() {
         h: 2,
         l: 3,
     };
-    let err = cuda::long_conv_fwd(&g, bad, &[0.0f32; 5], &[0.0f32; 6], &mut [0.0f32; 6]);
-    assert!(
-        err.unwrap_err().to_string().contains("u"),
-        "a short u is an error"
+    let err = cuda::long_conv_fwd(&g, bad, &[0.0f32; 5], &[0.0f32; 6], &mut [0.0f32; 6])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "u: expected shape (batch=1, h=2, l=3) = 6 elements, got 5"
     );
+    let empty = LongConvDims { batch: 0, ..bad };
+    let err = cuda::long_conv_bwd::<f32>(&g, empty, &[], &[0.0; 6], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has an empty dimension"), "{err}");
 }
 
 /// The S4 convolution op on a CUDA device (`kernels/long_conv.cu`) against the CPU's FFT op:

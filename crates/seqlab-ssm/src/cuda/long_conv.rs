@@ -45,6 +45,19 @@ pub struct LongConvDims {
 }
 
 impl LongConvDims {
+    /// Every dimension ≥ 1 (the kernels have no work to do otherwise, and the CPU's FFT plan
+    /// refuses L = 0 too).
+    fn check_nonempty(&self) -> Result<()> {
+        if self.batch == 0 || self.h == 0 || self.l == 0 {
+            return Err(SsmError::Invalid(format!(
+                "long_conv: (batch, h, l) = ({}, {}, {}) has an empty dimension",
+                self.batch, self.h, self.l
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     fn check(&self, name: &'static str, got: usize, per_batch: bool) -> Result<()> {
         let Self { batch, h, l } = *self;
         if per_batch {
@@ -66,13 +79,7 @@ impl LongConvDims {
         a: &CudaView<'_, T>,
         b: &CudaView<'_, T>,
     ) -> Result<CudaSlice<T>> {
-        if self.batch == 0 || self.h == 0 || self.l == 0 {
-            return Err(SsmError::Invalid(format!(
-                "long_conv: (batch, h, l) = ({}, {}, {}) has an empty dimension",
-                self.batch, self.h, self.l
-            ))
-            .into());
-        }
+        self.check_nonempty()?;
         let stream = loader.stream();
         let mut out = out_buf(&stream, rows * self.l, T::NAN)?;
         let f = loader.function(
@@ -154,10 +161,13 @@ pub fn long_conv_fwd<T: LongConvFloat>(
     k: &[T],
     out: &mut [T],
 ) -> Result<()> {
+    dims.check_nonempty()?;
+    dims.check("u", u.len(), true)?;
+    dims.check("K", k.len(), false)?;
     dims.check("out", out.len(), true)?;
     let stream = loader.stream();
-    let (du, dk) = (up(&stream, u)?, up(&stream, k)?);
-    let y = long_conv_fwd_dev(loader, dims, &du.as_view(), &dk.as_view())?;
+    let (u_dev, k_dev) = (up(&stream, u)?, up(&stream, k)?);
+    let y = long_conv_fwd_dev(loader, dims, &u_dev.as_view(), &k_dev.as_view())?;
     out.copy_from_slice(&down(&stream, &y)?);
     Ok(())
 }
@@ -170,9 +180,13 @@ pub fn long_conv_bwd<T: LongConvFloat>(
     k: &[T],
     g: &[T],
 ) -> Result<(Vec<T>, Vec<T>)> {
+    dims.check_nonempty()?;
+    dims.check("u", u.len(), true)?;
+    dims.check("K", k.len(), false)?;
+    dims.check("grad_out", g.len(), true)?;
     let stream = loader.stream();
-    let (du, dk, dg) = (up(&stream, u)?, up(&stream, k)?, up(&stream, g)?);
-    let gu = long_conv_du_dev(loader, dims, &dk.as_view(), &dg.as_view())?;
-    let gk = long_conv_dk_dev(loader, dims, &du.as_view(), &dg.as_view())?;
-    Ok((down(&stream, &gu)?, down(&stream, &gk)?))
+    let (u_dev, k_dev, g_dev) = (up(&stream, u)?, up(&stream, k)?, up(&stream, g)?);
+    let du = long_conv_du_dev(loader, dims, &k_dev.as_view(), &g_dev.as_view())?;
+    let dk = long_conv_dk_dev(loader, dims, &u_dev.as_view(), &g_dev.as_view())?;
+    Ok((down(&stream, &du)?, down(&stream, &dk)?))
 }
