@@ -12,6 +12,8 @@
 //!
 //! Run: `cargo bench -p seqlab-ssm --features cuda --bench cuda_s4_conv`.
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -21,36 +23,21 @@ use rand::{Rng, SeedableRng};
 use seqlab_ssm::s4::{fft_conv_tensor, toeplitz_conv_tensor};
 
 /// Largest max |GPU − CPU| / max |CPU| accepted for y, ∂u and ∂K.
-const AGREEMENT: f32 = 1e-4;
+const AGREEMENT: f64 = 1e-4;
 /// Largest Toeplitz matrix (H·L² f32 values) the `toeplitz` column builds.
 const TOEPLITZ_MAX_BYTES: usize = 4 << 30;
 
 type Conv = fn(&Tensor, &Tensor) -> seqlab_ssm::Result<Tensor>;
 
-fn shapes() -> Result<Vec<(usize, usize, usize)>, String> {
-    let Ok(list) = std::env::var("SEQLAB_LONG_CONV_SHAPES") else {
-        return Ok(vec![
-            (16, 128, 512), // `seqlab train --model s4` in benches/cuda/device_check.sh
-            (16, 64, 2048), // the SaShiMi run there, first stage
-            (4, 256, 4096),
-            (1, 64, 16384), // RESULTS.md's S4D layer at L = 16384
-        ]);
-    };
-    list.split(',')
-        .map(|shape| {
-            let v: Vec<usize> = shape
-                .split('x')
-                .map(|x| x.trim().parse::<usize>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| format!("SEQLAB_LONG_CONV_SHAPES: {shape:?} is not BxHxL"))?;
-            match v[..] {
-                [b, h, l] if b > 0 && h > 0 && l > 0 => Ok((b, h, l)),
-                _ => Err(format!(
-                    "SEQLAB_LONG_CONV_SHAPES: {shape:?} is not BxHxL (all ≥ 1)"
-                )),
-            }
-        })
-        .collect()
+/// (batch, H, L) to time, or `SEQLAB_LONG_CONV_SHAPES=BxHxL,…`.
+fn shapes() -> Result<Vec<[usize; 3]>, String> {
+    let default = vec![
+        [16, 128, 512], // `seqlab train --model s4` in benches/cuda/device_check.sh
+        [16, 64, 2048], // the SaShiMi run there, first stage
+        [4, 256, 4096],
+        [1, 64, 16384], // RESULTS.md's S4D layer at L = 16384
+    ];
+    common::shapes_from_env("SEQLAB_LONG_CONV_SHAPES", "BxHxL", default)
 }
 
 /// One pass on `device`: (y, ∂u, ∂K) left on the device.
@@ -86,31 +73,9 @@ fn time(
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     ms.sort_by(f64::total_cmp);
-    let host = out
-        .iter()
-        .map(|t| t.flatten_all()?.to_vec1::<f32>())
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    let [y, du, dk]: [Vec<f32>; 3] = host
-        .try_into()
-        .map_err(|_| candle_core::Error::Msg("three outputs".into()))?;
-    Ok((ms[ms.len() / 2], [y, du, dk]))
-}
-
-/// max |a − b| / max |b|.
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b
-        .iter()
-        .fold(0.0f32, |m, x| m.max(x.abs()))
-        .max(f32::MIN_POSITIVE);
-    let worst = a
-        .iter()
-        .zip(b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
-    if a.iter().any(|x| !x.is_finite()) {
-        f32::INFINITY
-    } else {
-        worst / scale
-    }
+    let to_host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    let [y, du, dk] = &out;
+    Ok((ms[ms.len() / 2], [to_host(y)?, to_host(du)?, to_host(dk)?]))
 }
 
 fn run() -> Result<(), String> {
@@ -134,7 +99,7 @@ fn run() -> Result<(), String> {
         "batch", "H", "L", "long_conv", "toeplitz", "speedup", "cpu fft", "vs cpu"
     );
     let mut rng = StdRng::seed_from_u64(0);
-    for (b, h, l) in shapes {
+    for [b, h, l] in shapes {
         let mut rand = |dims: &[usize]| {
             let n = dims.iter().product();
             let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -158,14 +123,14 @@ fn run() -> Result<(), String> {
             cpu_ms / ours_ms
         );
         let mut line = String::from("      agreement with the cpu (max |Δ| / max |·|):");
-        let mut worst = 0.0f32;
+        let mut worst = 0.0f64;
         for (name, got) in [
             ("long_conv", Some(&ours)),
             ("toeplitz", toeplitz.as_ref().map(|t| &t.1)),
         ] {
             let Some(got) = got else { continue };
             for (part, (g, c)) in ["y", "du", "dk"].iter().zip(got.iter().zip(&cpu)) {
-                let d = rel_diff(g, c);
+                let d = common::rel_err(g, c);
                 worst = worst.max(d);
                 line.push_str(&format!(" {name} {part} {d:.1e}"));
             }

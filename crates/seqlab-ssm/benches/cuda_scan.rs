@@ -17,6 +17,8 @@
 //!
 //! Run: `cargo bench -p seqlab-ssm --features cuda --bench cuda_scan`.
 
+mod common;
+
 use std::ffi::{c_char, c_int, c_void};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,23 +111,6 @@ impl MambaSsm {
     }
 }
 
-/// Max |got − want| / max |want|; infinite when the lengths differ or either holds a NaN.
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    if got.len() != want.len() {
-        return f64::INFINITY;
-    }
-    let (mut diff, mut scale) = (0f64, 0f64);
-    for (&g, &w) in got.iter().zip(want) {
-        let d = (g as f64 - w as f64).abs();
-        if d.is_nan() {
-            return f64::INFINITY;
-        }
-        diff = diff.max(d);
-        scale = scale.max((w as f64).abs());
-    }
-    diff / scale.max(f64::MIN_POSITIVE)
-}
-
 /// Mean seconds per call of `f` over 10 calls after one warm-up (which also compiles).
 fn time(stream: &CudaStream, f: &mut dyn FnMut()) -> f64 {
     f();
@@ -204,7 +189,7 @@ fn main() -> ExitCode {
         "ours/m"
     );
     let (mut disagree, mut failed) = (false, false);
-    for (batch, dim, len, n) in shapes {
+    for [batch, dim, len, n] in shapes {
         match bench_shape(&g, &stream, mamba_ssm.as_ref(), peak, batch, dim, len, n) {
             Ok(Outcome::Timed) => {}
             Ok(Outcome::Disagree) => disagree = true,
@@ -226,31 +211,15 @@ fn main() -> ExitCode {
 
 /// (batch, dim, len, N) to time: Mamba-like sizes, one length that is not a multiple of the
 /// tile, or `SEQLAB_SCAN_SHAPES=BxDxLxN,…`.
-fn shapes() -> Result<Vec<(usize, usize, usize, usize)>, String> {
-    let Ok(list) = std::env::var("SEQLAB_SCAN_SHAPES") else {
-        return Ok(vec![
-            (1, 1536, 2048, 16),
-            (8, 1536, 2048, 16),
-            (4, 2048, 8192, 16),
-            (2, 5120, 4096, 16),
-            (4, 1024, 1000, 16),
-        ]);
-    };
-    list.split(',')
-        .map(|shape| {
-            let v: Vec<usize> = shape
-                .split('x')
-                .map(|x| x.trim().parse::<usize>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| format!("SEQLAB_SCAN_SHAPES: {shape:?} is not BxDxLxN"))?;
-            match v[..] {
-                [b, d, l, n] if [b, d, l, n].iter().all(|&x| x > 0) => Ok((b, d, l, n)),
-                _ => Err(format!(
-                    "SEQLAB_SCAN_SHAPES: {shape:?} is not BxDxLxN (all ≥ 1)"
-                )),
-            }
-        })
-        .collect()
+fn shapes() -> Result<Vec<[usize; 4]>, String> {
+    let default = vec![
+        [1, 1536, 2048, 16],
+        [8, 1536, 2048, 16],
+        [4, 2048, 8192, 16],
+        [2, 5120, 4096, 16],
+        [4, 1024, 1000, 16],
+    ];
+    common::shapes_from_env("SEQLAB_SCAN_SHAPES", "BxDxLxN", default)
 }
 
 /// Times one shape (and mamba_ssm on it, when loaded).
@@ -402,7 +371,7 @@ fn compare(
     let names = ["out", "du", "dδ", "dA", "dB", "dC", "dD", "dz", "dδ_bias"];
     let (mut agree, mut errors) = (true, String::new());
     for ((name, ours), theirs) in names.iter().zip(ours).zip(&theirs.results) {
-        let e = rel_err(&down(ours)?, &down(theirs)?);
+        let e = common::rel_err(&down(ours)?, &down(theirs)?);
         agree &= e <= AGREEMENT;
         errors.push_str(&format!(" {name} {e:.1e}"));
     }
