@@ -35,7 +35,8 @@ __device__ void conv_accumulate(const T* __restrict__ a, const T* __restrict__ x
     for (int s0 = 0; s0 < s_end; s0 += LC_TILE) {
         // x[t − s] for t ∈ [t0, t0 + LC_THREADS) and s ∈ [s0, s0 + LC_TILE) starts at `base`.
         const int base = t0 - s0 - (LC_TILE - 1);
-        for (int i = threadIdx.x; i < LC_TILE; i += LC_THREADS) s_a[i] = row_at(a, s0 + i, L, false);
+        for (int i = threadIdx.x; i < LC_TILE; i += LC_THREADS)
+            s_a[i] = row_at(a, s0 + i, L, false);
         for (int i = threadIdx.x; i < LC_THREADS + LC_TILE - 1; i += LC_THREADS)
             s_x[i] = row_at(x, base + i, L, rev_x);
         __syncthreads();

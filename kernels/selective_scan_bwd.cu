@@ -24,8 +24,9 @@
 // saves `out`). Reductions: ∂A, constant ∂B/∂C, ∂D and ∂δ_bias are summed per block (warp
 // shuffles, then shared-memory atomics) and added to global memory with one atomicAdd per value
 // and block; input-dependent ∂B/∂C (shared by the channels of a group) take one global atomicAdd
-// per (position, n, channel), staged in shared memory so that a warp's atomics are contiguous. Gradient buffers accumulated with atomics must be zeroed by the
-// caller: dA, dB, dC, dD, ddelta_bias. f32 only.
+// per (position, n, channel), staged in shared memory so that a warp's atomics are contiguous.
+// Gradient buffers accumulated with atomics must be zeroed by the caller: dA, dB, dC, dD,
+// ddelta_bias. f32 only.
 
 #include "common.cuh"
 #include "scan_common.cuh"
@@ -231,11 +232,8 @@ __device__ void scan_bwd(const float* __restrict__ u, const float* __restrict__ 
 #pragma unroll
             for (int i = SS_ITEMS - 1; i >= 0; --i) {
                 h = s_add(s_mul(al[i], h), be[i]);  // h_t
+                if (!valid[i]) continue;  // past len: never staged, never read below
                 const int j = threadIdx.x * SS_ITEMS + i;  // position within the tile
-                if (!valid[i]) {
-                    s_xb[j] = s_xc[j] = make_float2(0.f, 0.f);
-                    continue;
-                }
                 const S xt = xs[i + 1], xp = xs[i];
                 const S gc = s_scale(s_conj(xt), gy[i]);
                 const S gb = s_scale(h, dt[i] * uu[i]);

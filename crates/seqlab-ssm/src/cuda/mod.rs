@@ -11,8 +11,8 @@
 //!   [`causal_conv1d_update`], [`selective_state_update`], [`s4d_vandermonde_kernel`],
 //!   [`cauchy`], [`long_conv_fwd`], [`long_conv_bwd`]); the selective scan and S4's long
 //!   convolution also have device-buffer launchers ([`scan_fwd_dev`], [`scan_bwd_dev`],
-//!   [`long_conv_fwd_dev`], [`long_conv_du_dev`], [`long_conv_dk_dev`]) that the candle ops ([`crate::candle_op`],
-//!   [`crate::s4::fft_conv_tensor`]) run on candle's storage.
+//!   [`long_conv_fwd_dev`], [`long_conv_du_dev`], [`long_conv_dk_dev`]) that the candle ops
+//!   ([`crate::candle_op`], [`crate::s4::fft_conv_tensor`]) run on candle's storage.
 //!
 //! Errors are [`CudaError`], one line each; nothing panics when the GPU, the driver or NVRTC is
 //! missing. Note that with candle's CUDA backend, cudarc links the driver and NVRTC dynamically
