@@ -217,6 +217,15 @@ pub enum TensorError {
         reason: String,
     },
 
+    /// A flat id array does not split into the batch of equal, non-empty rows the caller named.
+    #[error("{tokens} tokens do not form a non-empty batch of {batch} equal-length rows")]
+    RaggedBatch {
+        /// Ids given.
+        tokens: usize,
+        /// Rows asked for.
+        batch: usize,
+    },
+
     /// A batch of logits does not have the layout the caller described.
     #[error("bad logits batch: {reason}")]
     BatchShape {

@@ -5,6 +5,7 @@
 //! - [`dtype`]: `f32|f16|bf16|f64` names → candle dtypes; conversion to the compute dtype.
 //! - [`checkpoint`]: safetensors I/O that checks names, shapes and dtypes (first mismatch by
 //!   name), reads headers cheaply, and saves atomically.
+//! - [`ops`]: RMSNorm, softplus and the batch-shape check, shared by every model.
 //! - [`sampling`], [`categorical`], [`no_repeat`]: log-softmax, temperature, top-k, top-p,
 //!   repetition-free greedy and categorical draws, all in f64.
 
@@ -14,6 +15,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod no_repeat;
+pub mod ops;
 pub mod sampling;
 
 pub use candle_core;
@@ -26,4 +28,5 @@ pub use device::{cuda_compiled, select_device, DeviceChoice};
 pub use dtype::{dtype_name, is_compute_dtype, parse_dtype, to_compute_dtype, DTYPE_NAMES};
 pub use error::{Result, TensorError};
 pub use no_repeat::banned_ngram_tokens;
+pub use ops::{batch_rows, rms_norm, softplus};
 pub use sampling::{argmax, log_softmax, softmax, Sampler, SamplerConfig};
