@@ -1,6 +1,6 @@
-//! EDLM's second energy source (Xu et al. 2024, §3.3 "NCE"; REFERENCE.md "EDLM"): a small
-//! network E_φ(x_0, x_t) trained by noise-contrastive estimation with the denoiser frozen, to
-//! tell real clean sequences from the denoiser's own samples:
+//! EDLM's second energy source (Xu et al. 2024, §3.3 "NCE"; docs/diffusion.md#nce-energy-head):
+//! a small network E_φ(x_0, x_t) trained by noise-contrastive estimation with the denoiser
+//! frozen, to tell real clean sequences from the denoiser's own samples:
 //!
 //! L(φ) = E[ −log σ(−E_φ(x_0^data, x_t)) − log σ(E_φ(x_0^neg, x_t)) ],
 //! x_t ~ q(x_t | x_0^data) at t ~ U[t_eps, 1), x_0^neg ~ p_θ(· | x_t) (independent per position,

@@ -1,4 +1,4 @@
-//! Evaluating generated samples (REFERENCE.md "MDLM" eval): generative perplexity under an
+//! Evaluating generated samples (docs/diffusion.md#evaluation): generative perplexity under an
 //! autoregressive model, unigram entropy (low = repetitive), and speed; plus the gen-PPL vs
 //! steps plot of `seqlab diffusion eval`.
 //!

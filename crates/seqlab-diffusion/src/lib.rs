@@ -1,4 +1,4 @@
-//! Masked discrete diffusion language models (MDLM; REFERENCE.md "MDLM", "FHS", "EDLM").
+//! Masked discrete diffusion language models (MDLM; docs/diffusion.md).
 //!
 //! The seam between models and samplers is [`Denoiser`]: a bidirectional network that maps a
 //! partly masked sequence x_t to logits over the clean token at every position. [`subs`] turns

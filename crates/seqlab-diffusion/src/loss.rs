@@ -1,4 +1,4 @@
-//! The continuous-time MDLM NELBO (Sahoo et al. 2024, eq. 10; REFERENCE.md "MDLM"):
+//! The continuous-time MDLM NELBO (Sahoo et al. 2024, eq. 10; docs/diffusion.md#training-loss):
 //!
 //! ```text
 //! L = E_{t ~ U[0,1]} E_{x_t ~ q(x_t | x_0)} [ w(t) · Σ_{ℓ : x_t^ℓ = [MASK]} log x_θ(x_t, t)[x_0^ℓ] ],

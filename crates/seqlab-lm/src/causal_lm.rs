@@ -1,9 +1,10 @@
-//! The one seam between models and decoders (DESIGN.md): every autoregressive model offers a
-//! parallel prefill, a recurrent step, and a many-token `score` from a state; its state is
-//! `Clone`, so a decoder can keep a snapshot, and it can be rolled back to a shorter length with
-//! [`CausalLm::truncate`] (a transformer cuts its KV cache; a recurrent model returns to one of
-//! the per-position snapshots its last `score` kept). Generation, speculative decoding and
-//! evaluation are written against this trait only. Batch 1: one sequence per state.
+//! The one seam between models and decoders (docs/architecture.md#the-causallm-seam): every
+//! autoregressive model offers a parallel prefill, a recurrent step, and a many-token `score`
+//! from a state; its state is `Clone`, so a decoder can keep a snapshot, and it can be rolled
+//! back to a shorter length with [`CausalLm::truncate`] (a transformer cuts its KV cache; a
+//! recurrent model returns to one of the per-position snapshots its last `score` kept).
+//! Generation, speculative decoding and evaluation are written against this trait only.
+//! Batch 1: one sequence per state.
 
 use crate::error::{LmError, Result};
 use crate::mamba::{LogitsMode, MambaLm, MambaState};

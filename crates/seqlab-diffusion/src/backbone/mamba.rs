@@ -1,4 +1,4 @@
-//! The bidirectional Mamba denoiser (Caduceus / BiMamba style, REFERENCE.md "MDLM"): every
+//! The bidirectional Mamba denoiser (Caduceus / BiMamba style, docs/diffusion.md#denoisers): every
 //! block runs seqlab-lm's Mamba mixer over the sequence and over the reversed sequence,
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Samplers for masked diffusion LMs (REFERENCE.md "MDLM", "FHS", "EDLM"): the ancestral
+//! Samplers for masked diffusion LMs (docs/diffusion.md#samplers): the ancestral
 //! sampler with the no-change cache ([`ancestral`]), the first-hitting sampler
 //! ([`first_hitting`]), semi-autoregressive block generation ([`semi_ar`]), infilling
 //! templates ([`infill`]) and a tiny hash-table denoiser for exact checks ([`toy`]).

@@ -2,7 +2,8 @@
 //! holds the weights (a CUDA GPU with `--device cuda`; the CPU in tests, where it is checked
 //! against [`MambaLm`](crate::MambaLm)).
 //!
-//! One step per token and layer (Gu & Dao 2023, Algorithm 2 / eq. (2a), REFERENCE.md "Mamba"):
+//! One step per token and layer (Gu & Dao 2023, Algorithm 2 / eq. (2a);
+//! docs/ssm.md#recurrent-step):
 //!
 //! ```text
 //! [x, z]  = RMSNorm(h) W_inᵀ

@@ -1,4 +1,4 @@
-//! The Mamba block and LM (Gu & Dao 2023, §3.4 and Fig. 3; REFERENCE.md "Mamba"), f32 on CPU.
+//! The Mamba block and LM (Gu & Dao 2023, §3.4 and Fig. 3; docs/ssm.md#mamba-block), f32 on CPU.
 //!
 //! ```text
 //! h_0 = Embed(tokens)

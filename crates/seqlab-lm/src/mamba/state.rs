@@ -1,5 +1,5 @@
-//! The recurrent cache of a Mamba LM (step mode, REFERENCE.md "Mamba"): per layer the conv state
-//! (batch, d_inner, d_conv), the last d_conv conv inputs oldest first, and the SSM state
+//! The recurrent cache of a Mamba LM (step mode, docs/ssm.md#recurrent-step): per layer the
+//! conv state (batch, d_inner, d_conv), the last d_conv conv inputs oldest first, and the SSM state
 //! (batch, d_inner, d_state). Cloning it snapshots the model's position, so a caller can roll
 //! back (speculative decoding) by keeping an old copy.
 

@@ -9,7 +9,7 @@
 //! `seqlab_ssm`'s custom op (with its backward). Packed rows pass per-position document ids
 //! (`seq_idx`): neither the conv nor the scan state crosses a document boundary.
 //!
-//! Initialisation (REFERENCE.md "Mamba", `mamba_ssm`'s `_init_weights` / `Mamba.__init__`):
+//! Initialisation (docs/ssm.md#initialisation; `mamba_ssm`'s `_init_weights` / `Mamba.__init__`):
 //! embeddings N(0, 0.02); linear weights U(±1/√fan_in) (PyTorch's default); conv weight and bias
 //! U(±1/√K); `dt_proj.weight` U(±R^−½); `dt_proj.bias` = softplus⁻¹(Δ) with
 //! Δ = exp(U(ln 1e−3, ln 0.1)) floored at 1e−4, softplus⁻¹(Δ) = Δ + ln(1 − e^{−Δ});

@@ -256,7 +256,7 @@ impl MambaWeights {
                 } else {
                     None
                 },
-                // A = −exp(A_log) (REFERENCE.md, Mamba init), computed in f32 as the reference.
+                // A = −exp(A_log) (docs/ssm.md#initialisation), computed in f32 as the reference.
                 a: a_log.iter().map(|&v| -v.exp()).collect(),
                 d: vec(take(&format!("{p}.D"))?)?,
             });
