@@ -1,5 +1,6 @@
-//! The `seqlab` command-line tool: one binary for data preparation, tokenizers, and (as their
-//! issues land) training, generation, audio, diffusion and speculative decoding.
+//! The `seqlab` command-line tool: one binary for data preparation, tokenizers, training,
+//! generation, evaluation, audio, synthetic tasks, diffusion and speculative decoding; each
+//! command is a thin layer over the library crates (docs/architecture.md).
 //!
 //! Every command returns `anyhow::Result`; [`main`] prints a failure as one line on stderr and
 //! exits with status 1 (clap's own usage errors exit with 2).
@@ -42,9 +43,9 @@ enum Command {
     Tokenizer(tokenizer_cmd::TokenizerArgs),
     /// Show the build, the compute devices and check a `--device` choice.
     Info(info::InfoArgs),
-    /// Generate text with a Mamba LM checkpoint (prefill with the parallel scan, then recurrent steps).
+    /// Generate text with any model: a Mamba, Transformer, S4 or SaShiMi directory, or a GGUF file.
     Generate(generate::GenerateArgs),
-    /// Train a Mamba LM on a prepared dataset (AdamW, warmup + cosine, checkpoints, --resume).
+    /// Train a Mamba, Transformer or S4 LM on a prepared dataset (AdamW, checkpoints, --resume).
     Train(train::TrainArgs),
     /// Evaluate a model (perplexity on a prepared dataset).
     Eval(eval::EvalArgs),
@@ -54,7 +55,7 @@ enum Command {
     Audio(audio::AudioArgs),
     /// Synthetic long-range tasks (selective copying, induction heads) for any backbone.
     Synthetic(synthetic::SyntheticArgs),
-    /// Masked diffusion language models (MDLM): train, NELBO bound.
+    /// Masked diffusion language models (MDLM): train, NELBO bound, sample, eval, energy head.
     Diffusion(diffusion::DiffusionArgs),
 }
 

@@ -1,6 +1,7 @@
 //! The [`CausalLm`] conformance suite: the contract every model behind the seam must keep, as
-//! one function any model's tests call (Mamba, Transformer, GGUF Llama, and later S4 LM and
-//! SaShiMi), so a decoder written against the trait can rely on it.
+//! one function every model's tests call (Mamba on the CPU and as device tensor ops, the
+//! Transformer, GGUF Llama, the S4 LM and SaShiMi), so a decoder written against the trait can
+//! rely on it.
 //!
 //! For a token sequence `x₁…x_T` and a split point `p` it checks, within a relative tolerance:
 //! 1. **prefill = score**: `prefill(x₁…x_T)` gives the same last logits as `prefill(x₁…x_p)`

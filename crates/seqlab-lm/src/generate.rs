@@ -1,7 +1,8 @@
-//! Autoregressive generation with a recurrent state (Mamba's inference mode, Gu & Dao 2023 §3.3):
-//! the prompt goes through the parallel scan once (prefill), which yields the logits of the first
-//! new token and the conv + SSM state; every further token is one recurrent [`CausalLm::step`]
-//! (written against any [`CausalLm`]; [`crate::MambaLm`] is the one so far).
+//! Autoregressive generation with any [`CausalLm`] (Mamba, Transformer, GGUF Llama, S4 LM,
+//! SaShiMi, or an [`crate::AnyLm`] holding one): the prompt goes through the model's parallel
+//! mode once (prefill: the scan of an SSM, attention filling a KV cache), which yields the
+//! logits of the first new token and the state; every further token is one recurrent
+//! [`CausalLm::step`] (Mamba's inference mode, Gu & Dao 2023 §3.3).
 //!
 //! Tokens are chosen by the shared f64 [`Sampler`] (greedy argmax, or temperature → top-k →
 //! top-p → categorical draw, seeded). Generation stops after `max_new_tokens`, or right after a

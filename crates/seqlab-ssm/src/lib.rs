@@ -1,21 +1,24 @@
-//! seqlab-ssm: state-space sequence layers on CPU.
+//! seqlab-ssm: the state-space kernels every sequence model of seqlab builds on, on the CPU
+//! and, with the `cuda` feature, on an NVIDIA GPU (docs/ssm.md, docs/s4.md).
 //!
-//! This pass holds the kernels of Mamba (Gu & Dao 2023) that everything above builds on:
-//!
-//! - [`selective_scan`]: the selective scan x_t = exp(Δ_t A) ⊙ x_{t−1} + Δ_t B_t u_t,
-//!   y_t = C_t·x_t, forward and backward, with every option of `mamba_ssm`'s
-//!   `selective_scan_ref` (D skip, z gate, δ bias + softplus, input-dependent / grouped /
-//!   constant B and C, complex A, last state) plus an initial state (chunked prefill, state
-//!   passing) and `seq_idx` resets for packed sequences. Generic over f32 / f64 ([`Float`]).
+//! - [`selective_scan`]: Mamba's selective scan (Gu & Dao 2023),
+//!   x_t = exp(Δ_t A) ⊙ x_{t−1} + Δ_t B_t u_t, y_t = C_t·x_t, forward and backward, with every
+//!   option of `mamba_ssm`'s `selective_scan_ref` (D skip, z gate, δ bias + softplus,
+//!   input-dependent / grouped / constant B and C, complex A, last state) plus an initial state
+//!   (chunked prefill, state passing) and `seq_idx` resets for packed sequences. Generic over
+//!   f32 / f64 ([`Float`]).
 //! - [`causal_conv1d`]: Mamba's depthwise causal conv1d (with optional SiLU), forward, backward,
 //!   the one-token update with a rolling conv state, and the conv state after a prefill.
 //! - [`state_update`]: one recurrent step of the SSM (`selective_state_update_ref`), with heads
-//!   and groups as in Mamba-2.
+//!   and groups in the multi-head layout (one head and one group for Mamba).
 //! - [`candle_op`]: the scan as a candle custom op with backward, so `candle_core::Var`s train
-//!   through it.
+//!   through it, on CPU tensors and (feature `cuda`) on CUDA tensors.
 //! - [`s4`]: S4 / S4D (HiPPO + NPLR inits, Vandermonde and Cauchy kernels with backward, FFT
 //!   convolution, recurrent step modes, the S4 block); its complex parameters are separate
 //!   re / im slices.
+//! - `cuda` (feature `cuda`): the CUDA twins of these kernels — `kernels/*.cu`, compiled at run
+//!   time by NVRTC, launched through cudarc — checked against the CPU functions in the tests
+//!   (docs/architecture.md#cuda).
 //!
 //! Layouts follow the reference (row-major, (batch, dim, len) for sequences); complex tensors
 //! are real buffers with a trailing (re, im) pair. Errors are [`SsmError`]; no function panics on
