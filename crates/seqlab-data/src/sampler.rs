@@ -271,11 +271,6 @@ impl SequentialBatches {
     pub fn num_windows(&self) -> usize {
         self.count
     }
-
-    /// Number of batches.
-    pub fn num_batches(&self) -> usize {
-        self.count.div_ceil(self.batch_size)
-    }
 }
 
 impl Iterator for SequentialBatches {
