@@ -16,7 +16,7 @@
 //!   [`audio_stats`](crate::audio_stats) (RMS, envelope CV, spectral flatness, silent frames,
 //!   verdict silence / noise / steady / structured) is printed and written to `OUT/stats.json`.
 
-use crate::flag_context::{resume_context, with_flag};
+use crate::flag_context::{check_resume, with_flag};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{DataKind, TokenDataset};
@@ -163,9 +163,8 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    let resume = opts.resume;
-    let s = seqlab_lm::train_on(&cfg, &opts, &device)
-        .map_err(|e| resume_context(e, resume, &args.out))?;
+    check_resume(opts.resume, &opts.run_dir)?;
+    let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let bits = |nats: f64| nats / std::f64::consts::LN_2;
     let last = s.metrics.last();
     eprintln!(

@@ -12,19 +12,17 @@ pub fn with_flag(err: impl Into<anyhow::Error>, flag: &str) -> anyhow::Error {
     }
 }
 
-/// A training error with `--resume` as context when the run was resumed and its directory has no
-/// complete checkpoint (what a failed `--resume` means); other errors unchanged.
-pub fn resume_context(
-    err: impl Into<anyhow::Error>,
-    resume: bool,
-    run_dir: &std::path::Path,
-) -> anyhow::Error {
-    let err = err.into();
+/// With `--resume`, fails unless `run_dir` holds a complete checkpoint (`checkpoint/`, else
+/// `checkpoint.old/`), naming the flag; the training loop would refuse too, in its own words.
+pub fn check_resume(resume: bool, run_dir: &std::path::Path) -> anyhow::Result<()> {
     if resume && seqlab_lm::train::find_checkpoint(run_dir).is_none() {
-        with_flag(err, "--resume")
-    } else {
-        err
+        anyhow::bail!(
+            "--resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
+            run_dir.display(),
+            run_dir.display()
+        );
     }
+    Ok(())
 }
 
 #[cfg(test)]

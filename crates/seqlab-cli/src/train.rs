@@ -4,7 +4,7 @@
 //! `RUN_DIR/metrics.jsonl`, `RUN_DIR/loss.png` and `RUN_DIR/checkpoint/` (loadable by
 //! `seqlab generate --model RUN_DIR/checkpoint`), and prints a one-line summary.
 
-use crate::flag_context::{resume_context, with_flag};
+use crate::flag_context::{check_resume, with_flag};
 use anyhow::Context;
 use seqlab_lm::train::ModelKind;
 use seqlab_lm::{TrainConfig, TrainOptions};
@@ -94,9 +94,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    let resume = opts.resume;
-    let s = seqlab_lm::train_on(&cfg, &opts, &device)
-        .map_err(|e| resume_context(e, resume, &args.out))?;
+    check_resume(opts.resume, &opts.run_dir)?;
+    let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let last = s.metrics.last();
     eprintln!(
         "trained {} steps on {} in {:.1} s: train loss {}, val loss {}; checkpoint {}",

@@ -125,9 +125,9 @@ impl DrawArg {
 
 /// Runs `seqlab diffusion sample`.
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
+    let temperature = args.sampling.temperature_only("seqlab diffusion sample")?;
     let (dir, den) = load_denoiser(&args.model)?;
     let tok = tokenizer_of(&dir)?;
-    let temperature = args.sampling.temperature_only("seqlab diffusion sample")?;
     let sched = den.config().diffusion.schedule;
     let mask = den.mask_id();
     if args.n == 0 {

@@ -3,7 +3,7 @@
 //! (`seqlab_diffusion::train`) and writes `RUN/metrics.jsonl`, `RUN/loss.png` and
 //! `RUN/checkpoint/` (a denoiser directory the samplers and `seqlab diffusion nelbo` load).
 
-use crate::flag_context::resume_context;
+use crate::flag_context::check_resume;
 use anyhow::Context;
 use seqlab_diffusion::{DiffusionConfig, NoiseSchedule};
 use seqlab_lm::train::ModelKind;
@@ -112,8 +112,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    let s = seqlab_diffusion::train::train(&cfg, &opts)
-        .map_err(|e| resume_context(e, args.resume, &args.out))?;
+    check_resume(opts.resume, &opts.run_dir)?;
+    let s = seqlab_diffusion::train::train(&cfg, &opts)?;
     let last = s.metrics.last();
     eprintln!(
         "trained {} steps in {:.1} s: train NELBO {}, val NELBO {} nats/token; checkpoint {}",
