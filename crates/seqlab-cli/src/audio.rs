@@ -16,6 +16,7 @@
 //!   [`audio_stats`](crate::audio_stats) (RMS, envelope CV, spectral flatness, silent frames,
 //!   verdict silence / noise / steady / structured) is printed and written to `OUT/stats.json`.
 
+use crate::flag_context::{check_resume, with_flag};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{DataKind, TokenDataset};
@@ -72,7 +73,7 @@ struct AudioTrainArgs {
     quiet: bool,
     /// Compute device: `cpu`, `cuda` or `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: seqlab_tensor::DeviceChoice,
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,12 +113,11 @@ pub fn run(args: AudioArgs) -> anyhow::Result<()> {
 }
 
 fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
-    let choice: seqlab_tensor::DeviceChoice = args.device.parse()?;
-    let device = seqlab_tensor::select_device(choice)?;
+    let device = seqlab_tensor::select_device(args.device).map_err(|e| with_flag(e, "--device"))?;
     if !args.data.is_dir() {
         bail!("data directory {} does not exist", args.data.display());
     }
-    let ds = TokenDataset::open(&args.data)?;
+    let ds = TokenDataset::open(&args.data).map_err(|e| with_flag(e, "--data"))?;
     if ds.kind() != DataKind::Audio {
         bail!(
             "{} is a text dataset; `seqlab audio train` needs an audio dataset (`seqlab prepare audio WAV_DIR -o DIR`)",
@@ -163,6 +163,7 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
+    check_resume(opts.resume, &opts.run_dir)?;
     let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let bits = |nats: f64| nats / std::f64::consts::LN_2;
     let last = s.metrics.last();
@@ -170,7 +171,7 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
         "trained {} steps on {} in {:.1} s: train NLL {} bits/byte, val NLL {} bits/byte \
          (uniform 8-bit: 8); checkpoint {}",
         s.steps,
-        choice,
+        args.device,
         s.seconds,
         last.map_or("-".into(), |r| format!("{:.4}", bits(r.train_loss))),
         s.val_loss.map_or("-".into(), |v| format!("{:.4}", bits(v))),
@@ -317,7 +318,7 @@ fn generate(args: AudioGenerateArgs) -> anyhow::Result<()> {
         bail!("model {} does not exist", args.model.display());
     }
     let dir = find_checkpoint(&args.model).unwrap_or_else(|| args.model.clone());
-    let lm = load_lm(&dir)?;
+    let lm = load_lm(&dir).map_err(|e| with_flag(e, "--model"))?;
     let model = lm.model;
     if !matches!(model, AnyLm::Sashimi(_) | AnyLm::S4(_)) || model.vocab_size() != 256 {
         bail!(

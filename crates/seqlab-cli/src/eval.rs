@@ -5,9 +5,11 @@
 //! `{"model":…,"data":…,"split":…,"predictions":…,"windows":…,"nll":…,"perplexity":…,
 //! "bits_per_token":…,"seconds":…,"tokens_per_s":…}`.
 
+use crate::flag_context::with_flag;
+use crate::split_arg::SplitArg;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use seqlab_data::{Split, TokenDataset};
+use seqlab_data::TokenDataset;
 use seqlab_lm::{load_lm, perplexity, CausalLm};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -35,8 +37,8 @@ struct PplArgs {
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Which split to score.
-    #[arg(long, default_value = "val", value_parser = ["train", "val"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    split: SplitArg,
     /// Tokens per window (each window starts from the empty state).
     #[arg(long, value_name = "N", default_value_t = 256)]
     window: usize,
@@ -65,8 +67,8 @@ fn ppl(args: PplArgs) -> anyhow::Result<()> {
     if args.window < 2 {
         bail!("--window must be at least 2, got {}", args.window);
     }
-    let ds = TokenDataset::open(&args.data)?;
-    let lm = load_lm(&args.model)?;
+    let ds = TokenDataset::open(&args.data).map_err(|e| with_flag(e, "--data"))?;
+    let lm = load_lm(&args.model).map_err(|e| with_flag(e, "--model"))?;
     let model_vocab = lm.model.vocab_size();
     if ds.vocab_size() > model_vocab {
         bail!(
@@ -90,12 +92,7 @@ fn ppl(args: PplArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let split = if args.split == "train" {
-        Split::Train
-    } else {
-        Split::Val
-    };
-    let view = ds.split(split)?;
+    let view = ds.split(args.split.split())?;
     let total = args.max_tokens.map_or(view.len(), |m| m.min(view.len()));
     let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -117,14 +114,14 @@ fn ppl(args: PplArgs) -> anyhow::Result<()> {
         let mut v = serde_json::to_value(&report)?;
         v["model"] = args.model.display().to_string().into();
         v["data"] = args.data.display().to_string().into();
-        v["split"] = args.split.clone().into();
+        v["split"] = args.split.name().into();
         println!("{v}");
     } else {
         println!(
             "{} on {} ({}): perplexity {:.3} ({:.4} bits/token) over {} predictions in {} windows; {:.1} tokens/s",
             args.model.display(),
             args.data.display(),
-            args.split,
+            args.split.name(),
             report.perplexity,
             report.bits_per_token,
             report.predictions,

@@ -8,9 +8,11 @@
 //! `{"prompt_ids":[…],"generated_ids":[…],"text":…,"prefill_ms":…,"decode_tokens_per_s":…,`
 //! `"device":…}` (`text` is null without a tokenizer; `device` is `cpu` or `cuda:N`).
 
+use crate::flag_context::with_flag;
+use crate::sampling_args::SamplingArgs;
 use anyhow::{bail, Context};
 use seqlab_lm::{generate, load_lm_on, CausalLm, GenerateConfig};
-use seqlab_tensor::{DeviceChoice, SamplerConfig};
+use seqlab_tensor::DeviceChoice;
 use seqlab_tokenizer::Tokenizer;
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,21 +42,9 @@ pub struct GenerateArgs {
     /// Most tokens to generate.
     #[arg(long, value_name = "N", default_value_t = 32)]
     max_new_tokens: usize,
-    /// Greedy decoding (argmax; the default unless a sampling option is given).
-    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
-    greedy: bool,
-    /// Sampling temperature (> 0).
-    #[arg(long, value_name = "T")]
-    temperature: Option<f64>,
-    /// Keep only the K most likely tokens.
-    #[arg(long, value_name = "K")]
-    top_k: Option<usize>,
-    /// Nucleus sampling: keep the most likely tokens up to mass P, in (0, 1].
-    #[arg(long, value_name = "P")]
-    top_p: Option<f64>,
-    /// Seed of the sampler.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Greedy or sampled decoding, and the seed.
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Stop after generating this id (repeat or comma-separate for several). The tokenizer's
     /// (else the config's) end-of-sequence id is a stop id unless --ignore-eos.
     #[arg(long = "stop-id", value_name = "ID", value_delimiter = ',')]
@@ -68,7 +58,7 @@ pub struct GenerateArgs {
     /// Compute device: `cpu`, or `cuda` / `cuda:N` for Mamba and dense Transformer models
     /// (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
 }
 
 /// Parses `1,2,3` (spaces allowed) into ids.
@@ -90,27 +80,15 @@ fn parse_ids(s: &str) -> anyhow::Result<Vec<u32>> {
 
 /// Runs `seqlab generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let choice: DeviceChoice = args.device.parse()?;
-    let device = seqlab_tensor::select_device(choice)?;
-    let sampler = if args.greedy
-        || (args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none())
-    {
-        SamplerConfig::greedy()
-    } else {
-        SamplerConfig {
-            temperature: args.temperature.unwrap_or(1.0),
-            top_k: args.top_k,
-            top_p: args.top_p,
-            ..SamplerConfig::default()
-        }
-    };
-    sampler.validate()?;
+    let choice = args.device;
+    let device = seqlab_tensor::select_device(choice).map_err(|e| with_flag(e, "--device"))?;
+    let sampler = args.sampling.sampler()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
 
-    let lm = load_lm_on(&args.model, &device)?;
+    let lm = load_lm_on(&args.model, &device).map_err(|e| with_flag(e, "--model"))?;
     let model = &lm.model;
     let tokenizer: Option<Box<dyn Tokenizer>> = match &args.tokenizer {
-        Some(p) => Some(seqlab_tokenizer::load(p)?),
+        Some(p) => Some(seqlab_tokenizer::load(p).map_err(|e| with_flag(e, "--tokenizer"))?),
         None => lm.tokenizer,
     };
     if let Some(t) = &tokenizer {
@@ -147,7 +125,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let cfg = GenerateConfig {
         max_new_tokens: args.max_new_tokens,
         sampler,
-        seed: args.seed,
+        seed: args.sampling.seed,
         stop_ids,
         vocab_limit: tokenizer
             .as_ref()
@@ -191,14 +169,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         None => None,
     };
     if args.json {
-        let line = format!(
-            "{{\"prompt_ids\":{},\"generated_ids\":{},\"text\":{},\"prefill_ms\":{},\"decode_tokens_per_s\":{},\"device\":\"{choice}\"}}",
-            serde_json::to_string(&prompt)?,
-            serde_json::to_string(&out.generated_ids)?,
-            serde_json::to_string(&text)?,
-            serde_json::to_string(&out.prefill_ms)?,
-            serde_json::to_string(&out.decode_tokens_per_s)?,
-        );
+        let line = serde_json::json!({
+            "prompt_ids": prompt,
+            "generated_ids": out.generated_ids,
+            "text": text,
+            "prefill_ms": out.prefill_ms,
+            "decode_tokens_per_s": out.decode_tokens_per_s,
+            "device": choice.to_string(),
+        });
         writeln!(so, "{line}").context("cannot write to stdout")?;
     } else {
         if let Some(text) = &text {

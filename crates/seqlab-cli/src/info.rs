@@ -9,12 +9,13 @@ use seqlab_tensor::{cuda_compiled, select_device, DeviceChoice};
 pub struct InfoArgs {
     /// Device to check: `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
 }
 
 /// Prints the seqlab version and whether CUDA support is compiled in, then opens the requested
-/// device and, for a GPU, compiles and loads our kernels on it; failing to parse or open the
-/// device, or a kernel that does not load, is the command's error (one line, exit status 1).
+/// device and, for a GPU, compiles and loads our kernels on it; failing to open the device, or a
+/// kernel that does not load, is the command's error (one line, exit status 1). A `--device`
+/// that does not parse is clap's usage error (exit status 2).
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     println!("seqlab {}", env!("CARGO_PKG_VERSION"));
     if cuda_compiled() {
@@ -24,7 +25,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             "CUDA support: not compiled in (build with `cargo build --release --features cuda`)"
         );
     }
-    let choice: DeviceChoice = args.device.parse()?;
+    let choice = args.device;
     let device = select_device(choice)?;
     let place = match device.location() {
         DeviceLocation::Cpu => "host CPU".to_string(),
@@ -60,11 +61,19 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
+    /// `seqlab info` with only its own flags, parsed as the binary parses them.
+    #[derive(Debug, clap::Parser)]
+    struct InfoCli {
+        #[command(flatten)]
+        args: InfoArgs,
+    }
+
+    /// Parses `--device DEVICE` and runs the command.
     fn info(device: &str) -> anyhow::Result<()> {
-        run(InfoArgs {
-            device: device.to_string(),
-        })
+        let cli = InfoCli::try_parse_from(["info", "--device", device])?;
+        run(cli.args)
     }
 
     #[test]
@@ -74,9 +83,15 @@ mod tests {
 
     #[test]
     fn unknown_device_is_one_line_listing_valid_values() {
-        let msg = format!("{:#}", info("gpu").unwrap_err());
-        assert!(!msg.contains('\n'), "{msg}");
-        assert!(msg.contains("`cpu`, `cuda` or `cuda:N`"), "{msg}");
+        // clap rejects it while parsing (a usage error); its error line names the value and
+        // lists the valid ones.
+        let err = info("gpu").unwrap_err();
+        let clap_err = err.downcast_ref::<clap::Error>().expect("a clap error");
+        assert_eq!(clap_err.kind(), clap::error::ErrorKind::ValueValidation);
+        let msg = format!("{err:#}");
+        let line = msg.lines().next().unwrap_or_default();
+        assert!(line.contains("`gpu`"), "{msg}");
+        assert!(line.contains("`cpu`, `cuda` or `cuda:N`"), "{msg}");
     }
 
     #[cfg(not(feature = "cuda"))]

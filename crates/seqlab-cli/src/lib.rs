@@ -9,10 +9,13 @@ mod audio;
 mod audio_stats;
 mod diffusion;
 mod eval;
+mod flag_context;
 mod generate;
 mod info;
 mod prepare;
+mod sampling_args;
 mod speculate;
+mod split_arg;
 mod synthetic;
 mod tokenizer_cmd;
 mod train;
@@ -43,19 +46,22 @@ enum Command {
     Tokenizer(tokenizer_cmd::TokenizerArgs),
     /// Show the build, the compute devices and check a `--device` choice.
     Info(info::InfoArgs),
-    /// Generate text with any model: a Mamba, Transformer, S4 or SaShiMi directory, or a GGUF file.
+    /// Generate text with any model seqlab loads: a Mamba, Transformer, S4 or SaShiMi directory,
+    /// or a GGUF file (parallel prefill, then recurrent / KV-cache steps).
     Generate(generate::GenerateArgs),
-    /// Train a Mamba, Transformer or S4 LM on a prepared dataset (AdamW, checkpoints, --resume).
+    /// Train a Mamba, Transformer or S4 LM on a prepared dataset (AdamW, warmup + cosine,
+    /// checkpoints, --resume).
     Train(train::TrainArgs),
-    /// Evaluate a model (perplexity on a prepared dataset).
+    /// Evaluate any model seqlab loads (perplexity on a prepared dataset).
     Eval(eval::EvalArgs),
     /// Big-little decoding (BiLD, lossless speculative sampling): speedup vs the big model alone.
     Speculate(speculate::SpeculateArgs),
-    /// Audio with SaShiMi: train on a prepared mu-law dataset, generate WAVs (+ spectrograms).
+    /// Audio with SaShiMi (or an S4 LM): train on a prepared mu-law dataset, generate WAVs (+ spectrograms).
     Audio(audio::AudioArgs),
     /// Synthetic long-range tasks (selective copying, induction heads) for any backbone.
     Synthetic(synthetic::SyntheticArgs),
-    /// Masked diffusion language models (MDLM): train, NELBO bound, sample, eval, energy head.
+    /// Masked diffusion language models (MDLM): train, NELBO bound, sample, evaluate the
+    /// samplers, train EDLM's energy head.
     Diffusion(diffusion::DiffusionArgs),
 }
 

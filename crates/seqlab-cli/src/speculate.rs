@@ -18,11 +18,12 @@
 //! "overall":{…, cost_ratio, predicted_speedup}}`; with `--sweep`, `"sweep":[{setting,speedup,
 //! agreement,big_ppl,acceptance_rate,tokens_per_s,fallbacks,rollbacks}]` and `"frontier_png"`.
 
+use crate::flag_context::with_flag;
+use crate::sampling_args::SamplingArgs;
 use anyhow::{bail, Context};
 use seqlab_lm::{load_lm, CausalLm, LoadedLm};
 use seqlab_speculative::harness::{self, markdown_table, sweep_grid, sweep_row};
 use seqlab_speculative::{BildConfig, DecodeConfig, Policy, SpecConfig};
-use seqlab_tensor::SamplerConfig;
 use std::path::{Path, PathBuf};
 
 /// Big-little decoding latency experiments.
@@ -34,9 +35,9 @@ pub struct SpeculateArgs {
     /// The little (draft) model; must share the big model's vocabulary and tokenizer.
     #[arg(long, value_name = "PATH")]
     little: PathBuf,
-    /// Decoder: bild, spec (lossless speculative sampling), big-only or little-only.
-    #[arg(long, default_value = "spec", value_parser = ["bild", "spec", "big-only", "little-only"])]
-    policy: String,
+    /// Decoder.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Spec)]
+    policy: PolicyArg,
     /// Prompts file: one prompt per line (text, or `ids: 1,2,3`); `#` lines are comments.
     #[arg(long, value_name = "FILE")]
     prompts: PathBuf,
@@ -61,19 +62,10 @@ pub struct SpeculateArgs {
     /// BiLD: most consecutive little-model tokens.
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_small: usize,
-    /// Sample at this temperature (spec, big-only, little-only); greedy when no sampling
-    /// option is given.
-    #[arg(long, value_name = "T")]
-    temperature: Option<f64>,
-    /// Keep only the K most likely tokens (applied to both models).
-    #[arg(long, value_name = "K")]
-    top_k: Option<usize>,
-    /// Nucleus sampling mass P in (0, 1] (applied to both models).
-    #[arg(long, value_name = "P")]
-    top_p: Option<f64>,
-    /// Seed of the random stream.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Greedy (the default) or sampled decoding (spec, big-only, little-only; BiLD decodes
+    /// greedily), and the seed of the random stream.
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Do not stop at the end-of-sequence token.
     #[arg(long)]
     ignore_eos: bool,
@@ -90,6 +82,22 @@ pub struct SpeculateArgs {
     /// Where --sweep draws the speedup/agreement frontier (default: the --json path with .png).
     #[arg(long, value_name = "FILE")]
     png: Option<PathBuf>,
+}
+
+/// The decoders `--policy` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PolicyArg {
+    /// Big Little Decoder (Kim et al. 2023): fallback α_FB, rollback α_RB.
+    Bild,
+    /// Lossless speculative sampling (Leviathan et al. 2023; Chen et al. 2023), fixed or
+    /// adaptive γ.
+    Spec,
+    /// The big model alone.
+    #[value(name = "big-only")]
+    BigOnly,
+    /// The little model alone.
+    #[value(name = "little-only")]
+    LittleOnly,
 }
 
 /// Text both tokenizers must encode identically (as `seqlab eval` checks model vs dataset).
@@ -175,30 +183,21 @@ fn check_compatible(big: &LoadedLm, little: &LoadedLm) -> anyhow::Result<()> {
 
 /// Runs `seqlab speculate`.
 pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
-    let sampler = if args.temperature.is_none() && args.top_k.is_none() && args.top_p.is_none() {
-        SamplerConfig::greedy()
-    } else {
-        SamplerConfig {
-            temperature: args.temperature.unwrap_or(1.0),
-            top_k: args.top_k,
-            top_p: args.top_p,
-            ..SamplerConfig::default()
-        }
-    };
-    let policy = match args.policy.as_str() {
-        "bild" => Policy::Bild(BildConfig {
+    let sampler = args.sampling.sampler()?;
+    let policy = match args.policy {
+        PolicyArg::Bild => Policy::Bild(BildConfig {
             alpha_fb: args.alpha_fb,
             alpha_rb: args.alpha_rb,
             max_small: args.max_small,
         }),
-        "spec" => Policy::Speculative(SpecConfig {
+        PolicyArg::Spec => Policy::Speculative(SpecConfig {
             gamma: args.gamma,
             adaptive: args.adaptive,
             gamma_min: 1,
             gamma_max: args.gamma_max.max(args.gamma),
         }),
-        "big-only" => Policy::BigOnly,
-        _ => Policy::LittleOnly,
+        PolicyArg::BigOnly => Policy::BigOnly,
+        PolicyArg::LittleOnly => Policy::LittleOnly,
     };
     let png_path = match (&args.png, &args.json) {
         (Some(p), _) => Some(p.clone()),
@@ -209,8 +208,8 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
         bail!("--sweep writes a frontier PNG: give --json OUT or --png FILE");
     }
 
-    let big = load_lm(&args.big)?;
-    let little = load_lm(&args.little)?;
+    let big = load_lm(&args.big).map_err(|e| with_flag(e, "--big"))?;
+    let little = load_lm(&args.little).map_err(|e| with_flag(e, "--little"))?;
     check_compatible(&big, &little)?;
     let prompts = read_prompts(&args.prompts, &big)?;
     let mut stop_ids = Vec::new();
@@ -226,7 +225,7 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
         policy,
         max_new_tokens: args.max_new_tokens,
         sampler,
-        seed: args.seed,
+        seed: args.sampling.seed,
         stop_ids,
         vocab_limit: big
             .tokenizer
@@ -255,7 +254,7 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
             "top_k": cfg.sampler.top_k,
             "top_p": cfg.sampler.top_p,
         },
-        "seed": args.seed,
+        "seed": args.sampling.seed,
         "repeats": args.repeats,
     });
     if args.sweep {

@@ -9,6 +9,7 @@
 //! - `seqlab synthetic eval --model DIR [--examples E] [--seed S] [--json OUT]` re-measures a
 //!   saved model's accuracy (by default on the evaluation stream of its training seed).
 
+use crate::flag_context::with_flag;
 use anyhow::Context;
 use seqlab_data::{SyntheticSpec, SyntheticTask};
 use seqlab_lm::s4lm::SsmName;
@@ -229,7 +230,7 @@ fn train(a: SyntheticTrainArgs) -> anyhow::Result<()> {
 }
 
 fn eval(a: SyntheticEvalArgs) -> anyhow::Result<()> {
-    let (model, task) = load_synthetic(&a.model)?;
+    let (model, task) = load_synthetic(&a.model).map_err(|e| with_flag(e, "--model"))?;
     let spec = task.spec()?;
     let seed = a.seed.unwrap_or(task.seed);
     let (acc, n) = evaluate_synthetic(&model, &spec, seed, a.examples, a.batch)?;

@@ -1,9 +1,10 @@
 //! `seqlab train [--model mamba|transformer|s4] --config CFG.json --data DIR -o RUN_DIR [--resume]
 //! [--max-steps N] [--stop-after N]`:
-//! trains a Mamba or Transformer LM on a prepared dataset (see `seqlab_lm::train`). Writes
+//! trains a Mamba, Transformer or S4 LM on a prepared dataset (see `seqlab_lm::train`). Writes
 //! `RUN_DIR/metrics.jsonl`, `RUN_DIR/loss.png` and `RUN_DIR/checkpoint/` (loadable by
 //! `seqlab generate --model RUN_DIR/checkpoint`), and prints a one-line summary.
 
+use crate::flag_context::{check_resume, with_flag};
 use anyhow::Context;
 use seqlab_lm::train::ModelKind;
 use seqlab_lm::{TrainConfig, TrainOptions};
@@ -45,7 +46,7 @@ pub struct TrainArgs {
     quiet: bool,
     /// Compute device: `cpu`, `cuda` or `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: seqlab_tensor::DeviceChoice,
 }
 
 /// The model families `--model` accepts.
@@ -61,8 +62,8 @@ enum ModelArg {
 
 /// Runs `seqlab train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let choice: seqlab_tensor::DeviceChoice = args.device.parse()?;
-    let device = seqlab_tensor::select_device(choice)?;
+    let choice = args.device;
+    let device = seqlab_tensor::select_device(choice).map_err(|e| with_flag(e, "--device"))?;
     let mut cfg = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -93,6 +94,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
+    check_resume(opts.resume, &opts.run_dir)?;
     let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
     let last = s.metrics.last();
     eprintln!(

@@ -10,15 +10,16 @@
 //! `{"losses":[…],"first_loss":…,"final_loss":…,"heldout":{"loss":…,"accuracy":…,"rows":…},…}`
 //! where `final_loss` is the mean over the last tenth of the steps (at least one).
 
-use super::sample::model_dir;
+use super::load::load_denoiser;
+use crate::flag_context::with_flag;
 use anyhow::{bail, Context};
 use seqlab_data::{Split, SplitView, TokenDataset};
 use seqlab_diffusion::energy_head::{
-    nce_eval, train_energy_head_with, EnergyHead, EnergyHeadConfig, EnergyTrainConfig,
+    nce_eval, train_energy_head_with, EnergyHeadConfig, EnergyTrainConfig,
 };
-use seqlab_diffusion::{AnyDenoiser, Denoiser};
+use seqlab_diffusion::Denoiser;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Train EDLM's NCE energy head against a frozen denoiser.
@@ -88,34 +89,9 @@ fn windows(view: &SplitView, len: usize, max: usize, mask: u32) -> anyhow::Resul
     Ok(out)
 }
 
-/// Loads a head written by `seqlab diffusion energy-head` and checks that its vocabulary is the
-/// denoiser's (the NCE density ratio is only meaningful against the denoiser it was trained on).
-pub(super) fn load_head(dir: &Path, den: &AnyDenoiser) -> anyhow::Result<EnergyHead> {
-    if !dir.join("energy_head.json").is_file() {
-        bail!(
-            "no energy head in {} (energy_head.json missing; train one with `seqlab diffusion \
-             energy-head`)",
-            dir.display()
-        );
-    }
-    let head = EnergyHead::load(dir)
-        .with_context(|| format!("loading the energy head {}", dir.display()))?;
-    if head.config().vocab != den.vocab_size() {
-        bail!(
-            "the energy head {} has a vocabulary of {} but the denoiser {}: it was trained \
-             against another model",
-            dir.display(),
-            head.config().vocab,
-            den.vocab_size()
-        );
-    }
-    Ok(head)
-}
-
 /// Runs `seqlab diffusion energy-head`.
 pub fn run(args: EnergyHeadArgs) -> anyhow::Result<()> {
-    let dir = model_dir(&args.model);
-    let den = AnyDenoiser::load(&dir)?;
+    let (dir, den) = load_denoiser(&args.model)?;
     let sched = den.config().diffusion.schedule;
     let len = args.window.unwrap_or(den.config().lm.seq_len);
     if len == 0 || args.max_windows == 0 || args.eval_windows == 0 {
@@ -139,7 +115,7 @@ pub fn run(args: EnergyHeadArgs) -> anyhow::Result<()> {
     if head_cfg.d_embed == 0 || head_cfg.d_hidden == 0 {
         bail!("--d-embed and --d-hidden must be ≥ 1");
     }
-    let ds = TokenDataset::open(&args.data)?;
+    let ds = TokenDataset::open(&args.data).map_err(|e| with_flag(e, "--data"))?;
     let mask = den.mask_id();
     let real = windows(&ds.split(Split::Train)?, len, args.max_windows, mask)?;
     let held = windows(&ds.split(Split::Val)?, len, args.eval_windows, mask)?;

@@ -11,8 +11,7 @@
 //! `-o DIR`, also `DIR/results.json` and `DIR/gen_ppl.png` (gen-PPL against log₂ steps, one
 //! line per sampler setting; FHS sits at its calls per sample).
 
-use super::energy_head::load_head;
-use super::sample::{load_ar, model_dir};
+use super::load::{load_ar, load_denoiser, load_head};
 use anyhow::{bail, Context};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -21,7 +20,6 @@ use seqlab_diffusion::gen_eval::{
     evaluate_sampler, evaluate_sampler_with, gen_ppl_plot_png, markdown_table, EvalRow, SamplerSpec,
 };
 use seqlab_diffusion::sampler::{AncestralConfig, Draw, FhsConfig};
-use seqlab_diffusion::AnyDenoiser;
 use std::path::PathBuf;
 
 /// Measure the samplers of a masked diffusion LM.
@@ -47,7 +45,8 @@ pub struct EvalArgs {
     /// Ancestral step counts T.
     #[arg(long, value_name = "T,…", value_delimiter = ',', default_values_t = [64usize, 256, 1024])]
     steps: Vec<usize>,
-    /// Samplers: ancestral (cached), ancestral-nocache, fhs, edlm.
+    /// Samplers: ancestral (cached), ancestral-nocache, fhs, edlm (an unknown name is the
+    /// command's one-line error).
     #[arg(long, value_name = "NAME,…", value_delimiter = ',',
           default_values_t = ["ancestral".to_string(), "ancestral-nocache".into(), "fhs".into(), "edlm".into()])]
     samplers: Vec<String>,
@@ -74,36 +73,68 @@ pub struct EvalArgs {
     json: bool,
 }
 
+/// The samplers `--samplers` lists. Parsed after clap (an unknown name is the command's own
+/// one-line error, exit status 1, as it has always been).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EvalSampler {
+    /// Ancestral sampling with the no-change cache, at each `--steps` T.
+    Ancestral,
+    /// Ancestral sampling calling the network at every step, at each `--steps` T.
+    #[value(name = "ancestral-nocache")]
+    AncestralNocache,
+    /// The first-hitting sampler.
+    Fhs,
+    /// EDLM at `--edlm-steps`, for each `--k`.
+    Edlm,
+}
+
+/// Parses `--samplers`.
+fn parse_samplers(names: &[String]) -> anyhow::Result<Vec<EvalSampler>> {
+    use clap::ValueEnum;
+    names
+        .iter()
+        .map(|name| {
+            EvalSampler::from_str(name, false).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown sampler `{name}` in --samplers (ancestral, ancestral-nocache, fhs, edlm)"
+                )
+            })
+        })
+        .collect()
+}
+
 /// Runs `seqlab diffusion eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let dir = model_dir(&args.model);
-    let den = AnyDenoiser::load(&dir)?;
-    let ar = load_ar(&args.ar_model, &den)?;
+    let (dir, den) = load_denoiser(&args.model)?;
+    let ar = load_ar(&args.ar_model, &den, "--ar-model")?;
     let sched = den.config().diffusion.schedule;
     let len = args.length.unwrap_or(den.config().lm.seq_len);
+    let samplers = parse_samplers(&args.samplers)?;
     let head = match &args.energy_head {
-        Some(d) if args.samplers.iter().any(|s| s == "edlm") => Some(load_head(d, &den)?),
+        Some(d) if samplers.contains(&EvalSampler::Edlm) => Some(load_head(d, &den)?),
         Some(_) => bail!("--energy-head is EDLM's energy: add edlm to --samplers"),
         None => None,
     };
     // (setting, whether EDLM's energy is the NCE head rather than the AR model)
     let mut specs: Vec<(SamplerSpec, bool)> = Vec::new();
-    for name in &args.samplers {
-        match name.as_str() {
-            "ancestral" | "ancestral-nocache" => {
+    for &sampler in &samplers {
+        match sampler {
+            EvalSampler::Ancestral | EvalSampler::AncestralNocache => {
                 for &steps in &args.steps {
                     specs.push((
                         SamplerSpec::Ancestral(AncestralConfig {
                             steps,
-                            cache: name == "ancestral",
+                            cache: sampler == EvalSampler::Ancestral,
                             ..AncestralConfig::default()
                         }),
                         false,
                     ));
                 }
             }
-            "fhs" => specs.push((SamplerSpec::FirstHitting(FhsConfig::default()), false)),
-            "edlm" => {
+            EvalSampler::Fhs => {
+                specs.push((SamplerSpec::FirstHitting(FhsConfig::default()), false))
+            }
+            EvalSampler::Edlm => {
                 for &k in &args.k {
                     let spec = SamplerSpec::Edlm(EdlmConfig {
                         ancestral: AncestralConfig {
@@ -119,9 +150,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            other => bail!(
-                "unknown sampler `{other}` in --samplers (ancestral, ancestral-nocache, fhs, edlm)"
-            ),
         }
     }
     for &steps in &args.f32_at {

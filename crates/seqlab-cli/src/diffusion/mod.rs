@@ -13,6 +13,7 @@
 
 mod energy_head;
 mod eval;
+mod load;
 mod nelbo;
 mod sample;
 mod train;

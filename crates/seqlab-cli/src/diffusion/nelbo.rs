@@ -5,9 +5,12 @@
 //! `{"model":…,"data":…,"split":…,"nelbo":…,"std_err":…,"ppl_bound":…,"tokens":…,"windows":…,
 //! "t_points":…,"seconds":…}`.
 
+use super::load::load_denoiser;
+use crate::flag_context::with_flag;
+use crate::split_arg::SplitArg;
 use anyhow::bail;
-use seqlab_data::{Split, TokenDataset};
-use seqlab_diffusion::{nelbo_bound, AnyDenoiser, NelboOptions};
+use seqlab_data::TokenDataset;
+use seqlab_diffusion::{nelbo_bound, NelboOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,8 +24,8 @@ pub struct NelboArgs {
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Which split to score.
-    #[arg(long, default_value = "val", value_parser = ["train", "val"])]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    split: SplitArg,
     /// Stratified t points per window (each is one forward pass).
     #[arg(long, value_name = "K", default_value_t = 8)]
     t_points: usize,
@@ -45,22 +48,12 @@ pub struct NelboArgs {
 
 /// Runs `seqlab diffusion nelbo`.
 pub fn run(args: NelboArgs) -> anyhow::Result<()> {
-    let dir = if args.model.join("checkpoint").join("config.json").is_file() {
-        args.model.join("checkpoint")
-    } else {
-        args.model.clone()
-    };
-    let model = AnyDenoiser::load(&dir)?;
+    let (dir, model) = load_denoiser(&args.model)?;
     if args.batch_size == 0 || args.t_points == 0 {
         bail!("--batch-size and --t-points must be ≥ 1");
     }
-    let ds = TokenDataset::open(&args.data)?;
-    let split = if args.split == "train" {
-        Split::Train
-    } else {
-        Split::Val
-    };
-    let view = ds.split(split)?;
+    let ds = TokenDataset::open(&args.data).map_err(|e| with_flag(e, "--data"))?;
+    let view = ds.split(args.split.split())?;
     let seq_len = args.window.unwrap_or(model.config().lm.seq_len);
     if seq_len == 0 {
         bail!("--window must be ≥ 1");
@@ -80,7 +73,7 @@ pub fn run(args: NelboArgs) -> anyhow::Result<()> {
         let v = serde_json::json!({
             "model": dir.display().to_string(),
             "data": args.data.display().to_string(),
-            "split": args.split,
+            "split": args.split.name(),
             "nelbo": r.nelbo,
             "std_err": r.std_err,
             "ppl_bound": r.ppl_bound,

@@ -14,8 +14,9 @@
 //! with `--json` one object `{"samples":[{"tokens":[…],"text":…}],"sampler":…,
 //! "energy":"ar"|"nce"|null,"calls_per_sample":…,"seconds":…}`.
 
-use super::energy_head::load_head;
-use anyhow::{bail, Context};
+use super::load::{load_ar, load_denoiser, load_head, tokenizer_of};
+use crate::sampling_args::SamplingArgs;
+use anyhow::bail;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqlab_diffusion::edlm::{ArEnergy, EdlmConfig, EnergyModel};
@@ -23,10 +24,8 @@ use seqlab_diffusion::gen_eval::{run_sampler, SamplerSpec};
 use seqlab_diffusion::sampler::{
     sample_semi_ar, AncestralConfig, Draw, FhsConfig, InfillTemplate, InnerSampler, SemiArConfig,
 };
-use seqlab_diffusion::{AnyDenoiser, Denoiser};
-use seqlab_lm::{load_lm, AnyLm};
-use seqlab_tokenizer::Tokenizer;
-use std::path::{Path, PathBuf};
+use seqlab_diffusion::Denoiser;
+use std::path::PathBuf;
 
 /// Sample text from a masked diffusion LM.
 #[derive(Debug, clap::Args)]
@@ -47,17 +46,17 @@ pub struct SampleArgs {
     #[arg(long, value_name = "L")]
     length: Option<usize>,
     /// Sampler.
-    #[arg(long, default_value = "ancestral", value_parser = ["ancestral", "fhs", "edlm"])]
-    sampler: String,
+    #[arg(long, value_enum, default_value_t = SamplerArg::Ancestral)]
+    sampler: SamplerArg,
     /// Reverse steps T (ancestral, EDLM).
     #[arg(long, value_name = "T", default_value_t = 128)]
     steps: usize,
     /// Call the network at every step even when the previous step unmasked nothing.
     #[arg(long)]
     no_cache: bool,
-    /// Categorical draws: f64 inverse CDF, or the reference's float32 Gumbel trick.
-    #[arg(long, default_value = "f64", value_parser = ["f64", "f32-gumbel"])]
-    draw: String,
+    /// Categorical draws.
+    #[arg(long, value_enum, default_value_t = DrawArg::F64)]
+    draw: DrawArg,
     /// Infill template: text with `{N}` gaps (module docs).
     #[arg(long, value_name = "TEXT")]
     infill: Option<String>,
@@ -83,64 +82,51 @@ pub struct SampleArgs {
     /// EDLM: window end (smallest t).
     #[arg(long, default_value_t = 0.4)]
     is_end: f64,
-    /// EDLM: energy temperature.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f64,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// `--temperature` (EDLM's energy temperature, default 1) and `--seed`; the token-sampler
+    /// flags (`--greedy`, `--top-k`, `--top-p`) are rejected.
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-/// A model directory: `DIR` itself or `DIR/checkpoint`.
-pub(super) fn model_dir(p: &Path) -> PathBuf {
-    if p.join("checkpoint").join("config.json").is_file() {
-        p.join("checkpoint")
-    } else {
-        p.to_path_buf()
-    }
+/// The samplers `--sampler` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SamplerArg {
+    /// Ancestral sampling of the reverse process (MDLM), with the no-change cache.
+    Ancestral,
+    /// The first-hitting sampler (Zheng et al. 2024): one network call per unmasked token.
+    Fhs,
+    /// EDLM importance sampling with an energy (Xu et al. 2024).
+    Edlm,
 }
 
-/// The tokenizer.json beside the weights, when present.
-pub(super) fn tokenizer_of(dir: &Path) -> anyhow::Result<Option<Box<dyn Tokenizer>>> {
-    let p = dir.join("tokenizer.json");
-    if p.is_file() {
-        Ok(Some(seqlab_tokenizer::load(&p)?))
-    } else {
-        Ok(None)
-    }
+/// The categorical draws `--draw` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DrawArg {
+    /// Inverse CDF in f64.
+    #[value(name = "f64")]
+    F64,
+    /// The reference implementation's float32 Gumbel trick (capped noise; kept to measure it).
+    #[value(name = "f32-gumbel")]
+    F32Gumbel,
 }
 
-/// Loads an AR model whose vocabulary covers the denoiser's tokens.
-pub(super) fn load_ar(path: &Path, den: &AnyDenoiser) -> anyhow::Result<AnyLm> {
-    let lm = load_lm(path).with_context(|| format!("loading the AR model {}", path.display()))?;
-    let need = den.vocab_size() - 1;
-    let have = seqlab_lm::CausalLm::vocab_size(&lm.model);
-    if have < need {
-        bail!(
-            "the AR model {} has {have} ids but the diffusion model's tokenizer {need}: they must \
-             share a tokenizer",
-            path.display()
-        );
-    }
-    Ok(lm.model)
-}
-
-/// Parses `--draw`.
-pub(super) fn parse_draw(s: &str) -> Draw {
-    if s == "f32-gumbel" {
-        Draw::F32Gumbel
-    } else {
-        Draw::F64
+impl DrawArg {
+    /// The sampler library's draw.
+    fn draw(self) -> Draw {
+        match self {
+            DrawArg::F64 => Draw::F64,
+            DrawArg::F32Gumbel => Draw::F32Gumbel,
+        }
     }
 }
 
 /// Runs `seqlab diffusion sample`.
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
-    let dir = model_dir(&args.model);
-    let den = AnyDenoiser::load(&dir)?;
+    let temperature = args.sampling.temperature_only("seqlab diffusion sample")?;
+    let (dir, den) = load_denoiser(&args.model)?;
     let tok = tokenizer_of(&dir)?;
     let sched = den.config().diffusion.schedule;
     let mask = den.mask_id();
@@ -172,28 +158,28 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     let ancestral = AncestralConfig {
         steps: args.steps,
         cache: !args.no_cache,
-        draw: parse_draw(&args.draw),
+        draw: args.draw.draw(),
         ..AncestralConfig::default()
     };
-    let spec = match args.sampler.as_str() {
-        "fhs" => SamplerSpec::FirstHitting(FhsConfig {
+    let spec = match args.sampler {
+        SamplerArg::Ancestral => SamplerSpec::Ancestral(ancestral),
+        SamplerArg::Fhs => SamplerSpec::FirstHitting(FhsConfig {
             draw: ancestral.draw,
         }),
-        "edlm" => SamplerSpec::Edlm(EdlmConfig {
+        SamplerArg::Edlm => SamplerSpec::Edlm(EdlmConfig {
             ancestral,
             k: args.k,
             is_start: args.is_start,
             is_end: args.is_end,
-            temperature: args.temperature,
+            temperature,
         }),
-        _ => SamplerSpec::Ancestral(ancestral),
     };
     let edlm = matches!(spec, SamplerSpec::Edlm(_));
     let (ar, head) = match (&args.ar_model, &args.energy_head) {
         (Some(_), Some(_)) | (None, None) if edlm => {
             bail!("--sampler edlm needs exactly one energy: --ar-model PATH or --energy-head DIR")
         }
-        (Some(p), None) if edlm => (Some(load_ar(p, &den)?), None),
+        (Some(p), None) if edlm => (Some(load_ar(p, &den, "--ar-model")?), None),
         (None, Some(d)) if edlm => (None, Some(load_head(d, &den)?)),
         _ => (None, None),
     };
@@ -210,7 +196,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let window = args.window.unwrap_or(den.config().lm.seq_len).max(1);
-    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut rng = StdRng::seed_from_u64(args.sampling.seed);
     let samples = if len > window {
         let prefix: Vec<u32> = match &template {
             Some(t) if t.slots[t.len().min(window)..].iter().all(Option::is_none) => t.slots

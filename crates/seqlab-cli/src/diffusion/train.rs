@@ -3,6 +3,7 @@
 //! (`seqlab_diffusion::train`) and writes `RUN/metrics.jsonl`, `RUN/loss.png` and
 //! `RUN/checkpoint/` (a denoiser directory the samplers and `seqlab diffusion nelbo` load).
 
+use crate::flag_context::check_resume;
 use anyhow::Context;
 use seqlab_diffusion::{DiffusionConfig, NoiseSchedule};
 use seqlab_lm::train::ModelKind;
@@ -38,9 +39,9 @@ pub struct TrainArgs {
     /// Stop (with a checkpoint) after this many steps without changing the schedule.
     #[arg(long, value_name = "N")]
     stop_after: Option<u64>,
-    /// Override the config's noise schedule.
-    #[arg(long, value_parser = seqlab_diffusion::schedule::SCHEDULE_NAMES)]
-    schedule: Option<String>,
+    /// Override the config's noise schedule (with MDLM's default parameters).
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleArg>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -53,6 +54,31 @@ enum BackboneArg {
     Transformer,
     /// Bidirectional Mamba (forward + reversed scan per block).
     Mamba,
+}
+
+/// The noise schedules `--schedule` accepts (`seqlab_diffusion::schedule::SCHEDULE_NAMES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScheduleArg {
+    /// α_t = 1 − (1 − ε) t (MDLM's default).
+    Loglinear,
+    /// σ(t) = σ_min + t (σ_max − σ_min), α_t = e^{−σ(t)}.
+    Linear,
+    /// σ(t) = σ_min^{1−t} σ_max^t, α_t = e^{−σ(t)}.
+    Geometric,
+    /// α_t = ε + (1 − ε) cos(π t / 2).
+    Cosine,
+}
+
+impl ScheduleArg {
+    /// The schedule's name, one of `SCHEDULE_NAMES`.
+    fn name(self) -> &'static str {
+        match self {
+            ScheduleArg::Loglinear => "loglinear",
+            ScheduleArg::Linear => "linear",
+            ScheduleArg::Geometric => "geometric",
+            ScheduleArg::Cosine => "cosine",
+        }
+    }
 }
 
 /// Runs `seqlab diffusion train`.
@@ -75,8 +101,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(n) = args.steps {
         cfg.lm.max_steps = n;
     }
-    if let Some(s) = &args.schedule {
-        cfg.diffusion.schedule = NoiseSchedule::from_name(s)?;
+    if let Some(s) = args.schedule {
+        cfg.diffusion.schedule = NoiseSchedule::from_name(s.name())?;
     }
     cfg.validate()?;
     let opts = TrainOptions {
@@ -86,6 +112,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
+    check_resume(opts.resume, &opts.run_dir)?;
     let s = seqlab_diffusion::train::train(&cfg, &opts)?;
     let last = s.metrics.last();
     eprintln!(
@@ -97,4 +124,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         args.out.join("checkpoint").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn schedule_choices_are_the_library_schedules() {
+        let names: Vec<&str> = ScheduleArg::value_variants()
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(names, seqlab_diffusion::schedule::SCHEDULE_NAMES);
+        for s in ScheduleArg::value_variants() {
+            let spelled = s.to_possible_value().expect("not skipped");
+            assert_eq!(spelled.get_name(), s.name());
+            assert_eq!(NoiseSchedule::from_name(s.name()).unwrap().name(), s.name());
+        }
+    }
 }
