@@ -6,7 +6,7 @@
 //! x_t ~ q(x_t | x_0^data) at t ~ U[t_eps, 1), x_0^neg ~ p_θ(· | x_t) (independent per position,
 //! carry-over), i.e. softplus(E_pos) + softplus(−E_neg). At the optimum e^{−E} is the density
 //! ratio p_data(x_0 | x_t)/p_θ(x_0 | x_t), exactly the importance weight EDLM needs with the
-//! denoiser as proposal ([`crate::edlm`]), so [`EnergyHead`] is an [`EnergyModel`] with
+//! denoiser as proposal ([`crate::sampler::edlm`]), so [`EnergyHead`] is an [`EnergyModel`] with
 //! −E_φ as log-weight.
 //!
 //! Architecture (smaller than the reference's transformer head; a permutation-equivariant
@@ -16,14 +16,15 @@
 //! sits where only through (x_t,i, x_0,i) pairs and the pooled context.
 
 use crate::denoiser::Denoiser;
-use crate::edlm::EnergyModel;
 use crate::error::{DiffusionError, Result};
+use crate::sampler::edlm::EnergyModel;
 use crate::sampler::{draw_token, Draw, NoiseSchedule};
 use crate::subs::subs_log_probs;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seqlab_lm::train::AdamW;
+use seqlab_tensor::{batch_rows, softplus};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -98,7 +99,7 @@ impl EnergyHead {
     /// for the same seed.
     pub fn init(cfg: EnergyHeadConfig, seed: u64) -> Result<Self> {
         if cfg.vocab < 2 || cfg.d_embed == 0 || cfg.d_hidden == 0 {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Config(format!(
                 "energy head: need vocab ≥ 2 and non-zero widths, got {cfg:?}"
             )));
         }
@@ -131,20 +132,20 @@ impl EnergyHead {
 
     /// E_φ(x_0, x_t) for `batch` rows of equal length: (batch,) f32.
     pub fn energy(&self, x0: &[u32], x_t: &[u32], batch: usize) -> Result<Tensor> {
-        if batch == 0 || x0.len() != x_t.len() || x0.is_empty() || !x0.len().is_multiple_of(batch) {
-            return Err(DiffusionError::Invalid(format!(
+        if x0.len() != x_t.len() {
+            return Err(DiffusionError::Input(format!(
                 "energy head: {} clean and {} noisy tokens for {batch} rows",
                 x0.len(),
                 x_t.len()
             )));
         }
+        let len = batch_rows(x0.len(), batch)?;
         let v = self.cfg.vocab;
         if let Some(&bad) = x0.iter().chain(x_t).find(|&&t| t as usize >= v) {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Input(format!(
                 "energy head: token {bad} outside its vocabulary of {v}"
             )));
         }
-        let len = x0.len() / batch;
         let dev = Device::Cpu;
         let it = Tensor::from_slice(x_t, x_t.len(), &dev)?;
         let i0 = Tensor::from_slice(x0, x0.len(), &dev)?;
@@ -168,9 +169,8 @@ impl EnergyHead {
 
     /// Writes `energy_head.json` and `energy_head.safetensors` into `dir` (atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            DiffusionError::Invalid(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DiffusionError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let map: HashMap<String, Tensor> = self
             .params
             .iter()
@@ -178,28 +178,27 @@ impl EnergyHead {
             .collect();
         seqlab_tensor::save_atomic(dir.join("energy_head.safetensors"), &map)?;
         let json = serde_json::to_string_pretty(&self.cfg)
-            .map_err(|e| DiffusionError::Invalid(format!("energy head config: {e}")))?;
+            .map_err(|e| DiffusionError::Io(format!("energy head config: {e}")))?;
         seqlab_io::write_atomic(dir.join("energy_head.json"), json.as_bytes())
-            .map_err(|e| DiffusionError::Invalid(e.to_string()))?;
+            .map_err(|e| DiffusionError::Io(e.to_string()))?;
         Ok(())
     }
 
     /// Loads a head written by [`EnergyHead::save`], checking every tensor's shape.
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg_path = dir.join("energy_head.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
-            DiffusionError::Invalid(format!("cannot read {}: {e}", cfg_path.display()))
-        })?;
+        let text = std::fs::read_to_string(&cfg_path)
+            .map_err(|e| DiffusionError::Io(format!("cannot read {}: {e}", cfg_path.display())))?;
         let cfg: EnergyHeadConfig = serde_json::from_str(&text)
-            .map_err(|e| DiffusionError::Invalid(format!("{}: {e}", cfg_path.display())))?;
+            .map_err(|e| DiffusionError::Checkpoint(format!("{}: {e}", cfg_path.display())))?;
         let mut map = seqlab_tensor::load(dir.join("energy_head.safetensors"), &Device::Cpu)?;
         let mut params = Vec::new();
         for (name, shape) in NAMES.iter().zip(Self::shapes(&cfg)) {
             let t = map.remove(*name).ok_or_else(|| {
-                DiffusionError::Invalid(format!("energy head: tensor `{name}` missing"))
+                DiffusionError::Checkpoint(format!("energy head: tensor `{name}` missing"))
             })?;
             if t.dims() != shape.as_slice() || t.dtype() != DType::F32 {
-                return Err(DiffusionError::Invalid(format!(
+                return Err(DiffusionError::Checkpoint(format!(
                     "energy head: tensor `{name}` is {:?} {:?}, expected {shape:?} f32",
                     t.dims(),
                     t.dtype()
@@ -233,11 +232,6 @@ fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
-/// softplus(z) = ln(1 + e^z), stably: relu(z) + ln(1 + e^{−|z|}).
-fn softplus(z: &Tensor) -> Result<Tensor> {
-    Ok((z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
 }
 
 /// x_t from clean rows at times `t` under `sched`, and negatives x_0^neg ~ p_θ(· | x_t) drawn
@@ -299,18 +293,18 @@ pub fn train_energy_head_with<D: Denoiser + ?Sized>(
 ) -> Result<(EnergyHead, Vec<f64>)> {
     let len = real.first().map_or(0, Vec::len);
     if real.is_empty() || len == 0 || real.iter().any(|r| r.len() != len) {
-        return Err(DiffusionError::Invalid(
+        return Err(DiffusionError::Input(
             "energy head: need real rows of one non-zero length".into(),
         ));
     }
     let ok = cfg.steps > 0 && cfg.batch > 0 && cfg.lr > 0.0 && (0.0..1.0).contains(&cfg.t_eps);
     if !ok {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Config(format!(
             "energy head training: need steps, batch ≥ 1, lr > 0, t_eps in [0, 1); got {cfg:?}"
         )));
     }
     if head.vocab != den.vocab_size() {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Mismatch(format!(
             "energy head vocabulary {} differs from the denoiser's {}",
             head.vocab,
             den.vocab_size()
@@ -369,12 +363,12 @@ pub fn nce_eval<D: Denoiser + ?Sized>(
 ) -> Result<NceEval> {
     let len = rows.first().map_or(0, Vec::len);
     if rows.is_empty() || len == 0 || rows.iter().any(|r| r.len() != len) || batch == 0 {
-        return Err(DiffusionError::Invalid(
+        return Err(DiffusionError::Input(
             "energy head eval: need held-out rows of one non-zero length and batch ≥ 1".into(),
         ));
     }
     if head.config().vocab != den.vocab_size() {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Mismatch(format!(
             "energy head vocabulary {} differs from the denoiser's {}",
             head.config().vocab,
             den.vocab_size()

@@ -6,58 +6,15 @@
 //! Without a BOS id the first token of each sample has no prediction (as `seqlab eval ppl`
 //! scores a window); with one, the AR model starts from BOS and every token is predicted.
 
+use crate::ar_score::ar_log_probs;
 use crate::denoiser::Denoiser;
-use crate::edlm::{sample_edlm, ArEnergy, EdlmConfig, EnergyModel};
 use crate::error::{DiffusionError, Result};
-use crate::sampler::{
-    sample_ancestral, sample_first_hitting, AncestralConfig, Draw, FhsConfig, NoiseSchedule,
-    Samples,
-};
+use crate::sampler::dispatch::{run_sampler, SamplerSpec};
+use crate::sampler::edlm::{ArEnergy, EnergyModel};
+use crate::sampler::{NoiseSchedule, Samples};
 use plotters::prelude::*;
 use rand::Rng;
 use seqlab_lm::CausalLm;
-use seqlab_tensor::log_softmax;
-
-/// Σ log p_AR(x_i | x_{<i}) over the predicted positions of `tokens` and their count, plus
-/// each position's log-probability (0 where nothing is predicted: position 0 without `bos`).
-pub fn ar_log_probs<M: CausalLm>(lm: &M, tokens: &[u32], bos: Option<u32>) -> Result<Vec<f64>> {
-    let v = lm.vocab_size();
-    if let Some(&bad) = tokens.iter().chain(bos.iter()).find(|&&t| t as usize >= v) {
-        return Err(DiffusionError::Invalid(format!(
-            "AR model: token {bad} outside its vocabulary of {v} (do the diffusion model and \
-             the AR model share a tokenizer?)"
-        )));
-    }
-    let mut out = vec![0.0; tokens.len()];
-    if tokens.is_empty() || (bos.is_none() && tokens.len() < 2) {
-        return Ok(out);
-    }
-    // Context fed: [bos] + tokens[..n-1] (predicts all) or tokens[..n-1] (predicts 1..).
-    let (ctx, first_pred): (Vec<u32>, usize) = match bos {
-        Some(b) => (
-            std::iter::once(b)
-                .chain(tokens[..tokens.len() - 1].iter().copied())
-                .collect(),
-            0,
-        ),
-        None => (tokens[..tokens.len() - 1].to_vec(), 1),
-    };
-    let (first, mut state) = lm.prefill(&ctx[..1])?;
-    let mut rows = first;
-    if ctx.len() > 1 {
-        rows.extend(lm.score(&mut state, &ctx[1..])?);
-    }
-    for (row, i) in rows.chunks_exact(v).zip(first_pred..) {
-        let lp = log_softmax(row)[tokens[i] as usize];
-        if lp.is_nan() {
-            return Err(DiffusionError::Invalid(
-                "AR model: logits are not finite".into(),
-            ));
-        }
-        out[i] = lp;
-    }
-    Ok(out)
-}
 
 /// Generative perplexity of samples under an AR model.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -86,7 +43,7 @@ pub fn generative_perplexity<M: CausalLm>(
         }
     }
     if m == 0 {
-        return Err(DiffusionError::Invalid(
+        return Err(DiffusionError::Input(
             "gen-PPL: the samples hold no token to predict".into(),
         ));
     }
@@ -169,7 +126,7 @@ pub const PLOT_SIZE: (u32, u32) = (640, 480);
 /// needs system fonts) — the numbers are in the JSON. FHS, with no steps, is a point at its
 /// network calls per sample.
 pub fn gen_ppl_plot_png(rows: &[EvalRow]) -> Result<Vec<u8>> {
-    let err = |e: String| DiffusionError::Invalid(format!("plot: {e}"));
+    let err = |e: String| DiffusionError::Io(format!("plot: {e}"));
     let pts: Vec<(f64, f64)> = rows
         .iter()
         .map(|r| (plot_x(r), r.gen_ppl))
@@ -228,85 +185,6 @@ pub fn gen_ppl_plot_png(rows: &[EvalRow]) -> Result<Vec<u8>> {
     seqlab_lm::train::plot::encode_png_rgb(&buf, w, h).map_err(err)
 }
 
-/// A sampler and its settings, as `seqlab diffusion sample` / `eval` choose them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SamplerSpec {
-    /// MDLM's ancestral sampler.
-    Ancestral(AncestralConfig),
-    /// The first-hitting sampler.
-    FirstHitting(FhsConfig),
-    /// EDLM importance sampling over the ancestral sampler (needs an energy).
-    Edlm(EdlmConfig),
-}
-
-impl SamplerSpec {
-    /// `ancestral`, `fhs` or `edlm`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SamplerSpec::Ancestral(_) => "ancestral",
-            SamplerSpec::FirstHitting(_) => "fhs",
-            SamplerSpec::Edlm(_) => "edlm",
-        }
-    }
-
-    /// Steps T (0 for FHS, which has none).
-    pub fn steps(&self) -> usize {
-        match self {
-            SamplerSpec::Ancestral(c) => c.steps,
-            SamplerSpec::FirstHitting(_) => 0,
-            SamplerSpec::Edlm(c) => c.ancestral.steps,
-        }
-    }
-
-    /// Whether the no-change cache is on (FHS never needs it).
-    pub fn cache(&self) -> bool {
-        match self {
-            SamplerSpec::Ancestral(c) => c.cache,
-            SamplerSpec::FirstHitting(_) => false,
-            SamplerSpec::Edlm(c) => c.ancestral.cache,
-        }
-    }
-
-    /// The categorical draw.
-    pub fn draw(&self) -> Draw {
-        match self {
-            SamplerSpec::Ancestral(c) => c.draw,
-            SamplerSpec::FirstHitting(c) => c.draw,
-            SamplerSpec::Edlm(c) => c.ancestral.draw,
-        }
-    }
-
-    /// EDLM's k (0 otherwise).
-    pub fn k(&self) -> usize {
-        match self {
-            SamplerSpec::Edlm(c) => c.k,
-            _ => 0,
-        }
-    }
-}
-
-/// Runs `spec` on `batch` rows from `init`; EDLM needs `energy`.
-pub fn run_sampler<D: Denoiser + ?Sized, E: EnergyModel + ?Sized, R: Rng>(
-    den: &D,
-    sched: &NoiseSchedule,
-    spec: &SamplerSpec,
-    energy: Option<&E>,
-    init: &[u32],
-    batch: usize,
-    rng: &mut R,
-) -> Result<Samples> {
-    match spec {
-        SamplerSpec::Ancestral(c) => sample_ancestral(den, sched, init, batch, c, rng),
-        SamplerSpec::FirstHitting(c) => sample_first_hitting(den, sched, init, batch, c, rng),
-        SamplerSpec::Edlm(c) => {
-            let e = energy.ok_or_else(|| {
-                DiffusionError::Invalid("EDLM needs an energy model (an AR model)".into())
-            })?;
-            Ok(sample_edlm(den, sched, e, init, batch, c, rng)?.samples)
-        }
-    }
-}
-
 /// Generates `n` unconditional samples of `len` tokens with `spec` (one batch) and measures
 /// them under the AR model `ar` (also EDLM's energy): gen-PPL, entropy, calls, time.
 #[allow(clippy::too_many_arguments)]
@@ -339,7 +217,7 @@ pub fn evaluate_sampler_with<D: Denoiser + ?Sized, E: EnergyModel + ?Sized, M: C
     rng: &mut R,
 ) -> Result<(EvalRow, Samples)> {
     if n == 0 || len < 2 {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Config(format!(
             "eval: need at least 1 sample of at least 2 tokens, got {n} of {len}"
         )));
     }

@@ -15,14 +15,19 @@
 //! Sampler side:
 //! - [`sampler`]: the ancestral sampler with the no-change cache, the first-hitting sampler
 //!   (per-row clocks), semi-autoregressive blocks, infilling templates; f64 or the reference's
-//!   f32 Gumbel draws;
-//! - [`edlm`]: EDLM importance sampling with an AR energy (any `CausalLm`) or the NCE
-//!   [`energy_head`];
+//!   f32 Gumbel draws; [`sampler::edlm`]: EDLM importance sampling with an AR energy (any
+//!   `CausalLm`) or the NCE [`energy_head`]; [`sampler::dispatch`]: one [`SamplerSpec`] and
+//!   [`run_sampler`] for all of them (what `seqlab diffusion sample` runs).
+//!
+//! Shared by both sides: [`ar_score`], per-token log p_AR of a sequence under an AR model
+//! (EDLM's AR energy and gen-PPL).
+//!
+//! Evaluation side (imports the sampler side, never the other way round):
 //! - [`gen_eval`]: gen-PPL under an AR model, unigram entropy, speed, the gen-PPL plot.
 
+pub mod ar_score;
 pub mod backbone;
 pub mod denoiser;
-pub mod edlm;
 pub mod energy_head;
 pub mod error;
 pub mod gen_eval;
@@ -39,4 +44,6 @@ pub use backbone::{
 pub use denoiser::Denoiser;
 pub use error::{DiffusionError, Result};
 pub use nelbo::{nelbo_bound, NelboOptions, NelboReport};
+pub use sampler::dispatch::{run_sampler, SamplerSpec};
+pub use sampler::edlm;
 pub use schedule::NoiseSchedule;

@@ -39,14 +39,7 @@ pub fn mask_tokens(
     mask_id: u32,
     rng: &mut impl Rng,
 ) -> Result<Vec<u32>> {
-    if t.is_empty() || x0.is_empty() || !x0.len().is_multiple_of(t.len()) {
-        return Err(DiffusionError::Invalid(format!(
-            "mask_tokens: {} tokens do not form {} equal non-empty rows",
-            x0.len(),
-            t.len()
-        )));
-    }
-    let len = x0.len() / t.len();
+    let len = seqlab_tensor::batch_rows(x0.len(), t.len())?;
     let mut out = x0.to_vec();
     for (row, &tr) in out.chunks_mut(len).zip(t) {
         let p = schedule.mask_prob(tr);
@@ -73,7 +66,7 @@ pub fn nelbo_loss(
 ) -> Result<Tensor> {
     let (b, l, _) = logits.dims3()?;
     if x0.len() != b * l || xt.len() != b * l || t.len() != b {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "nelbo_loss: logits ({b}, {l}, ·) with {} clean tokens, {} noisy tokens, {} times",
             x0.len(),
             xt.len(),
@@ -90,7 +83,7 @@ pub fn nelbo_loss(
             tgt.push(c);
             coef.push(schedule.weight(t[i / l]) / n);
         } else if a != c {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Input(format!(
                 "nelbo_loss: position {i} is neither masked nor the clean token"
             )));
         }
@@ -99,7 +92,7 @@ pub fn nelbo_loss(
         return Ok(Tensor::zeros((), logits.dtype(), logits.device())?);
     }
     if let Some(w) = coef.iter().find(|w| !w.is_finite()) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "nelbo_loss: the weight w(t) is {w} (t = 0?)"
         )));
     }
@@ -129,12 +122,12 @@ pub fn noisy_batch(
     rng: &mut impl Rng,
 ) -> Result<NoisyBatch> {
     if !(0.0..1.0).contains(&t_eps) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Config(format!(
             "t_eps must be in [0, 1), got {t_eps}"
         )));
     }
     if let Some(&m) = x0.iter().find(|&&x| x >= mask_id) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "clean token {m} is not below the mask id {mask_id}"
         )));
     }

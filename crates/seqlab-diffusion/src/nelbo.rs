@@ -65,7 +65,7 @@ pub fn nelbo_bound(
     opts: &NelboOptions,
 ) -> Result<NelboReport> {
     if opts.t_points == 0 {
-        return Err(DiffusionError::Invalid("t_points must be ≥ 1".into()));
+        return Err(DiffusionError::Config("t_points must be ≥ 1".into()));
     }
     let mask_id = model.mask_id();
     let k = opts.t_points;
@@ -78,7 +78,7 @@ pub fn nelbo_bound(
         let (b, l) = (batch.batch_size, batch.seq_len);
         let x0 = &batch.inputs;
         if let Some(&m) = x0.iter().find(|&&x| x >= mask_id) {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Mismatch(format!(
                 "token {m} of the data is not below the model's mask id {mask_id} (another tokenizer?)"
             )));
         }
@@ -114,7 +114,7 @@ pub fn nelbo_bound(
         per_window.extend(sums.iter().map(|s| s / l as f64));
     }
     if per_window.is_empty() {
-        return Err(DiffusionError::Invalid(
+        return Err(DiffusionError::Input(
             "the split holds no full window".into(),
         ));
     }

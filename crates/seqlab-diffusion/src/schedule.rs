@@ -73,7 +73,7 @@ impl NoiseSchedule {
             },
             "cosine" => NoiseSchedule::Cosine { eps: 1e-3 },
             other => {
-                return Err(DiffusionError::Invalid(format!(
+                return Err(DiffusionError::Config(format!(
                     "unknown noise schedule `{other}` (expected one of {})",
                     SCHEDULE_NAMES.join(", ")
                 )))
@@ -120,7 +120,7 @@ impl NoiseSchedule {
         if ok {
             Ok(())
         } else {
-            Err(DiffusionError::Invalid(format!(
+            Err(DiffusionError::Config(format!(
                 "bad {} schedule parameters {self:?} (need 0 ≤ ε < 1, or 0 ≤ σ_min < σ_max, σ_min > 0 for geometric)",
                 self.name()
             )))

@@ -21,13 +21,13 @@ pub fn masked_log_softmax(logits: &mut [f32], mask_id: u32) {
 pub fn subs_log_probs(logits: &Tensor, tokens: &[u32], mask_id: u32) -> Result<Tensor> {
     let (b, l, v) = logits.dims3()?;
     if tokens.len() != b * l {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "subs: {} tokens for logits of shape ({b}, {l}, {v})",
             tokens.len()
         )));
     }
     if mask_id as usize >= v {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "subs: mask id {mask_id} outside a vocabulary of {v}"
         )));
     }
@@ -41,7 +41,7 @@ pub fn subs_log_probs(logits: &Tensor, tokens: &[u32], mask_id: u32) -> Result<T
             masked_log_softmax(row, mask_id);
         } else {
             if tok as usize >= v {
-                return Err(DiffusionError::Invalid(format!(
+                return Err(DiffusionError::Input(format!(
                     "subs: token {tok} outside a vocabulary of {v}"
                 )));
             }
@@ -56,18 +56,18 @@ pub fn subs_log_probs(logits: &Tensor, tokens: &[u32], mask_id: u32) -> Result<T
 
 fn check_ids(tokens: &[u32], rows: usize, v: usize, mask_id: u32, what: &str) -> Result<()> {
     if tokens.len() != rows {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "{what}: {} tokens for {rows} rows of logits",
             tokens.len()
         )));
     }
     if mask_id as usize >= v {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "{what}: mask id {mask_id} outside a vocabulary of {v}"
         )));
     }
     if let Some(&tok) = tokens.iter().find(|&&t| t as usize >= v) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "{what}: token {tok} outside a vocabulary of {v}"
         )));
     }
@@ -128,13 +128,13 @@ pub fn subs_target_log_probs(
     let (b, l, v) = logits.dims3()?;
     check_ids(targets, positions.len(), v, mask_id, "subs")?;
     if let Some(&p) = positions.iter().find(|&&p| p as usize >= b * l) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "subs: position {p} outside {} rows",
             b * l
         )));
     }
     if let Some(&t) = targets.iter().find(|&&t| t == mask_id) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "subs: the clean sequence holds the mask id {t}"
         )));
     }

@@ -40,10 +40,6 @@ pub struct DiffusionTrainerState {
     pub config: serde_json::Value,
 }
 
-fn err(msg: String) -> DiffusionError {
-    DiffusionError::Invalid(msg)
-}
-
 /// The RNG of the diffusion draws (t, masks) of step `step`: a pure function of (seed, step).
 pub fn step_rng(seed: u64, step: u64) -> StdRng {
     // SplitMix64 finaliser of the pair, so neighbouring steps get unrelated streams.
@@ -76,7 +72,9 @@ pub fn evaluate(
         count += batch.inputs.len();
     }
     if count == 0 {
-        return Err(err("the validation split holds no full window".into()));
+        return Err(DiffusionError::Input(
+            "the validation split holds no full window".into(),
+        ));
     }
     Ok(sum / count as f64)
 }
@@ -89,9 +87,10 @@ pub fn read_checkpoint(
 ) -> Result<(AnyDenoiser, AdamW, DiffusionTrainerState)> {
     let path = dir.join("trainer_state.json");
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-    let state: DiffusionTrainerState = serde_json::from_str(&text)
-        .map_err(|e| err(format!("bad trainer state {}: {e}", path.display())))?;
+        .map_err(|e| DiffusionError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let state: DiffusionTrainerState = serde_json::from_str(&text).map_err(|e| {
+        DiffusionError::Checkpoint(format!("bad trainer state {}: {e}", path.display()))
+    })?;
     let model = AnyDenoiser::load(dir)?;
     let mut opt = AdamW::new(model.params(), weight_decay, model.decay_fn())?;
     read_optimizer_moments(dir, &mut opt)?;
@@ -105,7 +104,7 @@ pub fn read_checkpoint(
 pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     cfg.validate()?;
     if !opts.data.is_dir() {
-        return Err(err(format!(
+        return Err(DiffusionError::Io(format!(
             "data directory {} does not exist",
             opts.data.display()
         )));
@@ -116,41 +115,41 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
     let vocab = ds.vocab_size();
     let run = &opts.run_dir;
     std::fs::create_dir_all(run).map_err(|e| {
-        err(format!(
+        DiffusionError::Io(format!(
             "cannot create run directory {}: {e}",
             run.display()
         ))
     })?;
     let cfg_json = serde_json::to_string_pretty(&cfg.to_value()).expect("config serialises");
     seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())
-        .map_err(|e| err(format!("run directory is not writable: {e}")))?;
+        .map_err(|e| DiffusionError::Io(format!("run directory is not writable: {e}")))?;
     let lm = &cfg.lm;
 
     let metrics_path = run.join(METRICS_FILE);
     let (model, mut opt, start, earlier) = if opts.resume {
         let dir = find_checkpoint(run).ok_or_else(|| {
-            err(format!(
-                "--resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
+            DiffusionError::Io(format!(
+                "cannot resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
                 run.display(),
                 run.display()
             ))
         })?;
         let (model, opt, state) = read_checkpoint(&dir, lm.weight_decay)?;
         if !model.config().same_model(cfg) {
-            return Err(err(
+            return Err(DiffusionError::Mismatch(
                 "the checkpoint's model differs from the config's (backbone, sizes, bidir, time conditioning)"
                     .into(),
             ));
         }
         use crate::denoiser::Denoiser;
         if model.vocab_size() != vocab + 1 {
-            return Err(err(format!(
+            return Err(DiffusionError::Mismatch(format!(
                 "the checkpoint's vocabulary ({} with [MASK]) does not match the data's ({vocab} + 1)",
                 model.vocab_size()
             )));
         }
         if state.seed != lm.seed {
-            return Err(err(format!(
+            return Err(DiffusionError::Mismatch(format!(
                 "the checkpoint was trained with seed {}, the config says {}",
                 state.seed, lm.seed
             )));

@@ -6,8 +6,9 @@
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use seqlab_diffusion::ar_score::ar_log_probs;
 use seqlab_diffusion::edlm::{importance_resample, sample_edlm, ArEnergy, EdlmConfig, FnEnergy};
-use seqlab_diffusion::gen_eval::{ar_log_probs, generative_perplexity};
+use seqlab_diffusion::gen_eval::generative_perplexity;
 use seqlab_diffusion::sampler::{
     all_masked, sample_ancestral, AncestralConfig, NoiseSchedule, ToyDenoiser,
 };

@@ -7,9 +7,11 @@ use rand::SeedableRng;
 use seqlab_diffusion::edlm::EdlmConfig;
 use seqlab_diffusion::gen_eval::{
     evaluate_sampler, gen_ppl_plot_png, generative_perplexity, markdown_table,
-    mean_unigram_entropy, unigram_entropy, SamplerSpec,
+    mean_unigram_entropy, unigram_entropy,
 };
-use seqlab_diffusion::sampler::{AncestralConfig, FhsConfig, NoiseSchedule, ToyDenoiser};
+use seqlab_diffusion::sampler::{
+    AncestralConfig, FhsConfig, NoiseSchedule, SamplerSpec, ToyDenoiser,
+};
 use seqlab_lm::CausalLm;
 
 /// An AR model with equal logits over `v` ids.

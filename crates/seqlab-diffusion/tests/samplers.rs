@@ -461,3 +461,31 @@ fn bad_input_is_one_clear_error() {
     let bad = NoiseSchedule::LogLinear { eps: 2.0 };
     assert!(sample_first_hitting(&den, &bad, &[m], 1, &FhsConfig::default(), &mut rng).is_err());
 }
+
+#[test]
+fn errors_are_typed_by_what_happened() {
+    use seqlab_diffusion::sampler::gumbel_argmax_f32;
+    use seqlab_diffusion::DiffusionError;
+    let den = ToyDenoiser::new(4, 0, 1.0).unwrap();
+    let m = den.mask_id();
+    let mut rng = StdRng::seed_from_u64(0);
+    let zero_steps = AncestralConfig {
+        steps: 0,
+        ..Default::default()
+    };
+    let e = sample_ancestral(&den, &LOGLIN, &[m; 4], 1, &zero_steps, &mut rng).unwrap_err();
+    assert!(matches!(e, DiffusionError::Config(_)), "{e:?}");
+    let e = sample_first_hitting(&den, &LOGLIN, &[9, m], 1, &FhsConfig::default(), &mut rng)
+        .unwrap_err();
+    assert!(matches!(e, DiffusionError::Input(_)), "{e:?}");
+    let e = sample_ancestral(&den, &LOGLIN, &[m; 5], 2, &Default::default(), &mut rng).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DiffusionError::Tensor(seqlab_tensor::TensorError::RaggedBatch { .. })
+        ),
+        "{e:?}"
+    );
+    let e = gumbel_argmax_f32(&[0.0, 0.0], &mut rng).unwrap_err();
+    assert!(matches!(e, DiffusionError::NotFinite(_)), "{e:?}");
+}

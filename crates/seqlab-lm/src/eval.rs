@@ -31,17 +31,53 @@ pub struct PplReport {
     pub tokens_per_s: f64,
 }
 
+/// Per-token log-probabilities `log p(x_t | x_{<t})` of `tokens` under `model`, f64
+/// log-softmax over the whole vocabulary, from the empty state: `prefill` of the first context
+/// token, then one `score` call for the rest (module docs). With `bos` the model starts from
+/// that id and every token is predicted (`tokens.len()` values); without, `tokens[0]` has no
+/// prediction and the values are those of `tokens[1..]`. Shared by [`perplexity`] and the
+/// diffusion crate's gen-PPL and AR energy (docs/diffusion.md). Values are returned as computed
+/// (−∞ for a zero-probability token, NaN for non-finite logits): the caller decides.
+pub fn token_log_probs<M: CausalLm>(
+    model: &M,
+    tokens: &[u32],
+    bos: Option<u32>,
+) -> Result<Vec<f64>> {
+    let v = model.vocab_size();
+    if let Some(&bad) = tokens.iter().chain(bos.iter()).find(|&&t| t as usize >= v) {
+        return Err(LmError::TokenOutOfRange { id: bad, vocab: v });
+    }
+    if tokens.is_empty() || (bos.is_none() && tokens.len() < 2) {
+        return Ok(Vec::new());
+    }
+    // Context fed: [bos] + tokens[..n-1] (predicts every token) or tokens[..n-1] (predicts
+    // tokens[1..]).
+    let n = tokens.len();
+    let (context, targets): (Vec<u32>, &[u32]) = match bos {
+        Some(b) => (
+            std::iter::once(b)
+                .chain(tokens[..n - 1].iter().copied())
+                .collect(),
+            tokens,
+        ),
+        None => (tokens[..n - 1].to_vec(), &tokens[1..]),
+    };
+    let (first, mut state) = model.prefill(&context[..1])?;
+    let mut rows = first;
+    if context.len() > 1 {
+        rows.extend(model.score(&mut state, &context[1..])?);
+    }
+    Ok(rows
+        .chunks_exact(v)
+        .zip(targets)
+        .map(|(row, &target)| log_softmax(row)[target as usize])
+        .collect())
+}
+
 /// Scores one window (module docs); returns (Σ −log p, predictions).
 fn window_nll<M: CausalLm>(model: &M, w: &[u32]) -> Result<(f64, usize)> {
-    let v = model.vocab_size();
-    let (first, mut state) = model.prefill(&w[..1])?;
-    let mut rows = first;
-    if w.len() > 2 {
-        rows.extend(model.score(&mut state, &w[1..w.len() - 1])?);
-    }
     let mut nll = 0.0;
-    for (row, &target) in rows.chunks_exact(v).zip(&w[1..]) {
-        let lp = log_softmax(row)[target as usize];
+    for (lp, &target) in token_log_probs(model, w, None)?.into_iter().zip(&w[1..]) {
         if !lp.is_finite() {
             return Err(LmError::Input(format!(
                 "the model gives token {target} zero probability (log p = {lp})"
@@ -75,16 +111,12 @@ pub fn perplexity<M: CausalLm>(
             view.len()
         )));
     }
-    let v = model.vocab_size();
     let t0 = Instant::now();
     let (mut nll, mut predictions, mut windows) = (0.0f64, 0usize, 0usize);
     let mut start = 0;
     while start + 1 < total {
         let end = (start + window).min(total);
         let w = view.get(start..end)?;
-        if let Some(&bad) = w.iter().find(|&&t| t as usize >= v) {
-            return Err(LmError::TokenOutOfRange { id: bad, vocab: v });
-        }
         let (n, m) = window_nll(model, &w)?;
         nll += n;
         predictions += m;

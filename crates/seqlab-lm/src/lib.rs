@@ -53,7 +53,7 @@ pub mod transformer;
 pub use any_lm::{load_lm, load_lm_on, AnyLm, AnyState, LoadedLm};
 pub use causal_lm::{CausalLm, MambaLmState};
 pub use error::{LmError, Result};
-pub use eval::{perplexity, PplReport};
+pub use eval::{perplexity, token_log_probs, PplReport};
 pub use generate::{generate, GenerateConfig, GenerateOutput, StopReason};
 pub use mamba::{
     LogitsMode, MambaConfig, MambaDims, MambaLayout, MambaLm, MambaOutput, MambaState, TrainMamba,

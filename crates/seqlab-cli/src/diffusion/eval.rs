@@ -17,9 +17,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqlab_diffusion::edlm::EdlmConfig;
 use seqlab_diffusion::gen_eval::{
-    evaluate_sampler, evaluate_sampler_with, gen_ppl_plot_png, markdown_table, EvalRow, SamplerSpec,
+    evaluate_sampler, evaluate_sampler_with, gen_ppl_plot_png, markdown_table, EvalRow,
 };
-use seqlab_diffusion::sampler::{AncestralConfig, Draw, FhsConfig};
+use seqlab_diffusion::sampler::{AncestralConfig, Draw, FhsConfig, SamplerSpec};
 use std::path::PathBuf;
 
 /// Measure the samplers of a masked diffusion LM.

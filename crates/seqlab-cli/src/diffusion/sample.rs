@@ -20,7 +20,7 @@ use anyhow::bail;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqlab_diffusion::edlm::{ArEnergy, EdlmConfig, EnergyModel};
-use seqlab_diffusion::gen_eval::{run_sampler, SamplerSpec};
+use seqlab_diffusion::sampler::{run_sampler, SamplerSpec};
 use seqlab_diffusion::sampler::{
     sample_semi_ar, AncestralConfig, Draw, FhsConfig, InfillTemplate, InnerSampler, SemiArConfig,
 };

@@ -90,14 +90,14 @@ impl DiffusionConfig {
     /// error names the bad key or value.
     pub fn from_json_str(text: &str) -> Result<Self> {
         let v: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| DiffusionError::Invalid(format!("config: {e}")))?;
+            .map_err(|e| DiffusionError::Config(format!("config: {e}")))?;
         Self::from_value(v)
     }
 
     /// [`Self::from_json_str`] from a parsed JSON value.
     pub fn from_value(v: serde_json::Value) -> Result<Self> {
         let serde_json::Value::Object(mut all) = v else {
-            return Err(DiffusionError::Invalid(
+            return Err(DiffusionError::Config(
                 "config: expected a JSON object".into(),
             ));
         };
@@ -118,9 +118,9 @@ impl DiffusionConfig {
             all.insert("model".into(), "transformer".into());
         }
         let lm: TrainConfig = serde_json::from_value(serde_json::Value::Object(all))
-            .map_err(|e| DiffusionError::Invalid(format!("config: {e}")))?;
+            .map_err(|e| DiffusionError::Config(format!("config: {e}")))?;
         let diffusion: DiffusionKeys = serde_json::from_value(serde_json::Value::Object(diff))
-            .map_err(|e| DiffusionError::Invalid(format!("config: {e}")))?;
+            .map_err(|e| DiffusionError::Config(format!("config: {e}")))?;
         let c = Self { lm, diffusion };
         c.validate()?;
         Ok(c)
@@ -141,9 +141,9 @@ impl DiffusionConfig {
     pub fn validate(&self) -> Result<()> {
         self.lm
             .validate()
-            .map_err(|e| DiffusionError::Invalid(format!("config: {e}")))?;
+            .map_err(|e| DiffusionError::Config(format!("config: {e}")))?;
         if !matches!(self.lm.model, ModelKind::Transformer | ModelKind::Mamba) {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Config(format!(
                 "config: the diffusion backbone must be \"transformer\" or \"mamba\", got \"{}\"",
                 self.lm.model.name()
             )));
@@ -151,7 +151,7 @@ impl DiffusionConfig {
         self.diffusion.schedule.validate()?;
         let e = self.diffusion.t_eps;
         if !(e.is_finite() && (0.0..1.0).contains(&e)) {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Config(format!(
                 "config: `t_eps` must be in [0, 1), got {e}"
             )));
         }

@@ -152,7 +152,7 @@ impl MambaDenoiser {
         self.net
             .param(name)
             .map(Var::as_tensor)
-            .ok_or_else(|| DiffusionError::Invalid(format!("no parameter `{name}`")))
+            .ok_or_else(|| DiffusionError::Checkpoint(format!("no parameter `{name}`")))
     }
 }
 
@@ -209,9 +209,4 @@ impl Denoiser for MambaDenoiser {
             .matmul(&emb.t()?)?
             .reshape((batch, len, c.vocab_size))?)
     }
-}
-
-/// The Mamba config a denoiser of `cfg` builds (exposed for tests).
-pub fn network_config(cfg: &DiffusionConfig, data_vocab: usize) -> MambaConfig {
-    mamba_config(cfg, data_vocab)
 }

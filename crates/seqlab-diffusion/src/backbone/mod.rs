@@ -58,22 +58,22 @@ pub(crate) fn read_model_dir(
 ) -> Result<(DiffusionConfig, usize, HashMap<String, Tensor>)> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| DiffusionError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| DiffusionError::Io(format!("cannot read {}: {e}", path.display())))?;
     let file: ModelFile = serde_json::from_str(&text).map_err(|e| {
-        DiffusionError::Invalid(format!(
+        DiffusionError::Checkpoint(format!(
             "{} is not a seqlab diffusion model config: {e}",
             path.display()
         ))
     })?;
     if file.format != MODEL_FORMAT {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Checkpoint(format!(
             "{}: format `{}`, expected `{MODEL_FORMAT}`",
             path.display(),
             file.format
         )));
     }
     if file.vocab_size < 2 || file.mask_id as usize != file.vocab_size - 1 {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Checkpoint(format!(
             "{}: mask id {} must be the last of {} ids",
             path.display(),
             file.mask_id,
@@ -82,7 +82,7 @@ pub(crate) fn read_model_dir(
     }
     let cfg = DiffusionConfig::from_value(file.config)?;
     if cfg.lm.model.name() != file.backbone {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Checkpoint(format!(
             "{}: backbone `{}` but the config says `{}`",
             path.display(),
             file.backbone,
@@ -102,7 +102,7 @@ pub(crate) fn write_model_dir(
     params: &[(String, Var)],
 ) -> Result<()> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| DiffusionError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| DiffusionError::Io(format!("cannot create {}: {e}", dir.display())))?;
     let mut t = HashMap::new();
     for (name, v) in params {
         t.insert(name.clone(), v.as_tensor().to_dtype(DType::F32)?);
@@ -117,7 +117,7 @@ pub(crate) fn write_model_dir(
     };
     let json = serde_json::to_string_pretty(&file).expect("a model file serialises");
     seqlab_io::write_atomic(dir.join("config.json"), json.as_bytes())
-        .map_err(|e| DiffusionError::Invalid(e.to_string()))
+        .map_err(|e| DiffusionError::Io(e.to_string()))
 }
 
 /// Takes the tensor `name` of shape `shape` out of `t` (one clear error when missing or
@@ -125,9 +125,9 @@ pub(crate) fn write_model_dir(
 pub(crate) fn take(t: &mut HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor> {
     let x = t
         .remove(name)
-        .ok_or_else(|| DiffusionError::Invalid(format!("tensor `{name}` is missing")))?;
+        .ok_or_else(|| DiffusionError::Checkpoint(format!("tensor `{name}` is missing")))?;
     if x.dims() != shape {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Checkpoint(format!(
             "tensor `{name}` has shape {:?}, expected {shape:?}",
             x.dims()
         )));
@@ -167,30 +167,25 @@ pub(crate) fn check_logits_args(
     t: &[f64],
     vocab: usize,
 ) -> Result<usize> {
-    if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-        return Err(DiffusionError::Invalid(format!(
-            "{} tokens do not form {batch} equal non-empty rows",
-            tokens.len()
-        )));
-    }
+    let len = seqlab_tensor::batch_rows(tokens.len(), batch)?;
     if t.len() != batch {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "{} times for a batch of {batch}",
             t.len()
         )));
     }
     if let Some(x) = t.iter().find(|x| !(0.0..=1.0).contains(*x)) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "diffusion time {x} outside [0, 1]"
         )));
     }
     if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "token id {id} outside the denoiser's vocabulary of {vocab} ([MASK] = {})",
             vocab - 1
         )));
     }
-    Ok(tokens.len() / batch)
+    Ok(len)
 }
 
 /// A trainable denoiser of either backbone.
@@ -213,7 +208,7 @@ impl AnyDenoiser {
             }
             ModelKind::Mamba => AnyDenoiser::Mamba(MambaDenoiser::init(cfg, data_vocab)?),
             other => {
-                return Err(DiffusionError::Invalid(format!(
+                return Err(DiffusionError::Config(format!(
                     "no diffusion backbone `{}`",
                     other.name()
                 )))
@@ -224,7 +219,7 @@ impl AnyDenoiser {
     /// Loads a denoiser directory written by [`Self::save`] (either backbone).
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Io(format!(
                 "model directory {} does not exist",
                 dir.display()
             )));

@@ -20,6 +20,7 @@ use super::{
 use crate::denoiser::Denoiser;
 use crate::error::{DiffusionError, Result};
 use rand::{Rng, RngCore};
+use seqlab_tensor::argmax;
 use std::time::Instant;
 
 /// Settings of the ancestral sampler.
@@ -49,12 +50,12 @@ impl Default for AncestralConfig {
 impl AncestralConfig {
     fn validate(&self) -> Result<()> {
         if self.steps == 0 {
-            return Err(DiffusionError::Invalid(
-                "ancestral sampler: --steps must be at least 1".into(),
+            return Err(DiffusionError::Config(
+                "ancestral sampler: steps must be at least 1".into(),
             ));
         }
         if !(self.t_min > 0.0 && self.t_min < 1.0) {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Config(format!(
                 "ancestral sampler: t_min must lie in (0, 1), got {}",
                 self.t_min
             )));
@@ -96,13 +97,13 @@ pub fn ancestral_step_row<R: Rng + ?Sized>(
 ) -> Result<bool> {
     let len = row.len();
     if len == 0 || !lp.len().is_multiple_of(len) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "ancestral step: {} log-probabilities for a row of {len}",
             lp.len()
         )));
     }
     if !((0.0..=1.0).contains(&mask_s) && mask_s <= mask_t && mask_t <= 1.0) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "ancestral step: need 0 ≤ 1 − α_s = {mask_s} ≤ 1 − α_t = {mask_t} ≤ 1 (s before t)"
         )));
     }
@@ -146,7 +147,7 @@ pub fn ancestral_step_row<R: Rng + ?Sized>(
         };
         if let Some(k) = new {
             if k == mask_id {
-                return Err(DiffusionError::Invalid(
+                return Err(DiffusionError::Input(
                     "ancestral step: a candidate holds [MASK] at a masked position".into(),
                 ));
             }
@@ -236,7 +237,7 @@ pub(crate) fn run_ancestral<D: Denoiser + ?Sized, R: Rng>(
         if let Some(lp) = &cache[r] {
             for (i, tok) in x[r * len..(r + 1) * len].iter_mut().enumerate() {
                 if *tok == mask {
-                    *tok = argmax(&lp[i * v..(i + 1) * v]);
+                    *tok = argmax(&lp[i * v..(i + 1) * v])?;
                 }
             }
         }
@@ -248,15 +249,4 @@ pub(crate) fn run_ancestral<D: Denoiser + ?Sized, R: Rng>(
         len,
         stats,
     })
-}
-
-/// Index of the largest entry (first on ties).
-pub(crate) fn argmax(p: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in p.iter().enumerate() {
-        if x > p[best] {
-            best = i;
-        }
-    }
-    best as u32
 }

@@ -29,7 +29,7 @@ pub struct FhsConfig {
 /// ([`NoiseSchedule::time_at_alpha`]); for the log-linear α, s = t·u^{1/n}.
 pub fn first_hitting_time(sched: &NoiseSchedule, t: f64, n: usize, u: f64) -> Result<f64> {
     if n == 0 || !(0.0..=1.0).contains(&t) || !(u > 0.0 && u < 1.0) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "first-hitting time: need n ≥ 1, t in [0, 1], u in (0, 1); got n = {n}, t = {t}, u = {u}"
         )));
     }
@@ -87,7 +87,7 @@ pub fn sample_first_hitting<D: Denoiser + ?Sized, R: Rng>(
         for ((&r, &pos), lp) in active.iter().zip(&positions).zip(&lps) {
             let tok = draw_token(lp, cfg.draw, rng)?;
             if tok == mask {
-                return Err(DiffusionError::Invalid(
+                return Err(DiffusionError::Input(
                     "first-hitting sampler: the denoiser's SUBS output drew [MASK]".into(),
                 ));
             }

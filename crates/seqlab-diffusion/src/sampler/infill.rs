@@ -24,7 +24,7 @@ fn enc(
     text: &str,
 ) -> Result<Vec<u32>> {
     encode(text)
-        .map_err(|e| DiffusionError::Invalid(format!("infill template: encoding {text:?}: {e}")))
+        .map_err(|e| DiffusionError::Input(format!("infill template: encoding {text:?}: {e}")))
 }
 
 impl InfillTemplate {
@@ -47,19 +47,19 @@ impl InfillTemplate {
         while let Some(open) = rest.find('{') {
             let after = &rest[open + 1..];
             let close = after.find('}').ok_or_else(|| {
-                DiffusionError::Invalid(format!(
+                DiffusionError::Input(format!(
                     "infill template: `{{` at byte {} has no closing `}}` (gaps are written {{N}})",
                     text.len() - rest.len() + open
                 ))
             })?;
             let n: usize = after[..close].trim().parse().map_err(|_| {
-                DiffusionError::Invalid(format!(
+                DiffusionError::Input(format!(
                     "infill template: `{{{}}}` is not a gap; write {{N}} with N ≥ 1 tokens",
                     &after[..close]
                 ))
             })?;
             if n == 0 {
-                return Err(DiffusionError::Invalid(
+                return Err(DiffusionError::Input(
                     "infill template: a gap {0} generates nothing; use N ≥ 1".into(),
                 ));
             }
@@ -74,7 +74,7 @@ impl InfillTemplate {
         }
         if let Some(len) = len {
             if len < slots.len() {
-                return Err(DiffusionError::Invalid(format!(
+                return Err(DiffusionError::Input(format!(
                     "infill template is {} tokens long, more than the length {len}",
                     slots.len()
                 )));
@@ -82,7 +82,7 @@ impl InfillTemplate {
             slots.resize(len, None);
         }
         if slots.is_empty() {
-            return Err(DiffusionError::Invalid("infill template is empty".into()));
+            return Err(DiffusionError::Input("infill template is empty".into()));
         }
         Ok(Self { slots })
     }

@@ -1,7 +1,9 @@
 //! Samplers for masked diffusion LMs (docs/diffusion.md#samplers): the ancestral
 //! sampler with the no-change cache ([`ancestral`]), the first-hitting sampler
 //! ([`first_hitting`]), semi-autoregressive block generation ([`semi_ar`]), infilling
-//! templates ([`infill`]) and a tiny hash-table denoiser for exact checks ([`toy`]).
+//! templates ([`infill`]), EDLM importance sampling ([`edlm`]), a tiny hash-table denoiser for
+//! exact checks ([`toy`]) and the dispatcher that runs any of them from one [`SamplerSpec`]
+//! ([`dispatch`]).
 //!
 //! Every sampler starts from a batch of rows `x` (row-major, `batch × len`) in which the
 //! positions to generate hold [`Denoiser::mask_id`] and every other position is fixed (an infill
@@ -13,6 +15,8 @@
 //! time t).
 
 pub mod ancestral;
+pub mod dispatch;
+pub mod edlm;
 pub mod first_hitting;
 pub mod infill;
 pub mod semi_ar;
@@ -23,9 +27,10 @@ use crate::error::{DiffusionError, Result};
 pub use crate::schedule::NoiseSchedule;
 use crate::subs::{masked_log_softmax, subs_log_probs};
 use rand::Rng;
-use seqlab_tensor::sample_categorical;
+use seqlab_tensor::{batch_rows, sample_categorical};
 
 pub use ancestral::{ancestral_step_row, sample_ancestral, AncestralConfig};
+pub use dispatch::{run_sampler, SamplerSpec};
 pub use first_hitting::{first_hitting_time, sample_first_hitting, FhsConfig};
 pub use infill::{all_masked, InfillTemplate};
 pub use semi_ar::{sample_semi_ar, InnerSampler, SemiArConfig};
@@ -101,25 +106,20 @@ pub(crate) fn check_init<D: Denoiser + ?Sized>(
     init: &[u32],
     batch: usize,
 ) -> Result<usize> {
-    if batch == 0 || init.is_empty() || !init.len().is_multiple_of(batch) {
-        return Err(DiffusionError::Invalid(format!(
-            "sampler: {} starting tokens do not make {batch} rows of equal, non-zero length",
-            init.len()
-        )));
-    }
+    let len = batch_rows(init.len(), batch)?;
     let v = den.vocab_size();
     if den.mask_id() as usize >= v {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "sampler: mask id {} outside the denoiser's vocabulary of {v}",
             den.mask_id()
         )));
     }
     if let Some(&bad) = init.iter().find(|&&t| t as usize >= v) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "sampler: token {bad} outside the denoiser's vocabulary of {v}"
         )));
     }
-    Ok(init.len() / batch)
+    Ok(len)
 }
 
 /// One batched denoiser call on `rows` of `x` (rows of `len` tokens) at `times`: the rows'
@@ -139,7 +139,7 @@ fn batched_logits<D: Denoiser + ?Sized>(
     let dims = logits.dims().to_vec();
     let v = den.vocab_size();
     if dims != [rows.len(), len, v] {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "denoiser returned logits of shape {dims:?}, expected [{}, {len}, {v}]",
             rows.len()
         )));
@@ -226,7 +226,7 @@ pub fn gumbel_argmax_f32<R: Rng + ?Sized>(q: &[f32], rng: &mut R) -> Result<u32>
     }
     match best {
         (s, Some(i)) if s > 0.0 => Ok(i as u32),
-        _ => Err(DiffusionError::Invalid(
+        _ => Err(DiffusionError::NotFinite(
             "categorical draw: no category has positive probability".into(),
         )),
     }

@@ -62,7 +62,7 @@ pub fn sample_semi_ar<D: Denoiser + ?Sized, R: Rng>(
 ) -> Result<Samples> {
     let (w, k) = (cfg.window, cfg.stride);
     if w == 0 || k == 0 || k >= w || cfg.total_len < w || prefix.len() > w || batch == 0 {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Config(format!(
             "semi-AR: need 1 ≤ stride < window ≤ total length, prefix ≤ window and batch ≥ 1; \
              got window {w}, stride {k}, total {}, prefix {}, batch {batch}",
             cfg.total_len,

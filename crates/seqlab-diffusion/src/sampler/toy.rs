@@ -6,6 +6,7 @@
 use crate::denoiser::Denoiser;
 use crate::error::{DiffusionError, Result};
 use candle_core::{Device, Tensor};
+use seqlab_tensor::batch_rows;
 use std::sync::Mutex;
 
 /// One recorded [`Denoiser::logits`] call.
@@ -40,7 +41,7 @@ impl ToyDenoiser {
     /// `vocab` ids (≥ 2; the last is `[MASK]`), logits in [−scale, scale].
     pub fn new(vocab: usize, seed: u64, scale: f32) -> Result<Self> {
         if vocab < 2 || !(scale.is_finite() && scale >= 0.0) {
-            return Err(DiffusionError::Invalid(format!(
+            return Err(DiffusionError::Config(format!(
                 "toy denoiser: need vocab ≥ 2 and a finite scale ≥ 0, got {vocab} and {scale}"
             )));
         }
@@ -93,14 +94,14 @@ impl Denoiser for ToyDenoiser {
     }
 
     fn logits(&self, tokens: &[u32], batch: usize, t: &[f64]) -> Result<Tensor> {
-        if batch == 0 || !tokens.len().is_multiple_of(batch) || t.len() != batch {
-            return Err(DiffusionError::Invalid(format!(
+        let len = batch_rows(tokens.len(), batch)?;
+        if t.len() != batch {
+            return Err(DiffusionError::Input(format!(
                 "toy denoiser: {} tokens and {} times for {batch} rows",
                 tokens.len(),
                 t.len()
             )));
         }
-        let len = tokens.len() / batch;
         if self.record {
             self.calls
                 .lock()

@@ -16,11 +16,11 @@
 //! [is_end, is_start], resamples a candidate per row and takes the ancestral step towards it
 //! (positions that unmask take the candidate's tokens); outside the window it is plain MDLM.
 
+use super::ancestral::{run_ancestral, X0Guide};
+use super::{draw_token, AncestralConfig, Draw, NoiseSchedule, Samples};
+use crate::ar_score::ar_log_probs;
 use crate::denoiser::Denoiser;
 use crate::error::{DiffusionError, Result};
-use crate::gen_eval::ar_log_probs;
-use crate::sampler::ancestral::{run_ancestral, X0Guide};
-use crate::sampler::{draw_token, AncestralConfig, Draw, NoiseSchedule, Samples};
 use rand::{Rng, RngCore};
 use seqlab_lm::CausalLm;
 use seqlab_tensor::Categorical;
@@ -89,7 +89,7 @@ impl<M: CausalLm> EnergyModel for ArEnergy<'_, M> {
 
 /// A closure energy: −E = `log_target(x_0)` − log p_θ(x_0 | x_t), i.e. importance sampling
 /// towards p ∝ exp(log_target) (tests, or any scorer of whole sequences; an `Err` message
-/// becomes a [`DiffusionError::Invalid`]).
+/// becomes a [`DiffusionError::Input`]).
 pub struct FnEnergy<F: Fn(&[u32]) -> std::result::Result<f64, String>>(pub F);
 
 impl<F: Fn(&[u32]) -> std::result::Result<f64, String>> std::fmt::Debug for FnEnergy<F> {
@@ -109,8 +109,8 @@ impl<F: Fn(&[u32]) -> std::result::Result<f64, String>> EnergyModel for FnEnergy
             .iter()
             .zip(log_q)
             .map(|(c, q)| {
-                let target = (self.0)(c)
-                    .map_err(|e| DiffusionError::Invalid(format!("EDLM energy: {e}")))?;
+                let target =
+                    (self.0)(c).map_err(|e| DiffusionError::Input(format!("EDLM energy: {e}")))?;
                 Ok(target - q.iter().sum::<f64>())
             })
             .collect()
@@ -168,13 +168,13 @@ pub fn importance_resample<E: EnergyModel + ?Sized, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<u32>> {
     if k == 0 || !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Config(format!(
             "EDLM: need k ≥ 1 candidates and a temperature > 0, got k = {k}, τ = {temperature}"
         )));
     }
     let len = row.len();
     if len == 0 || !lp.len().is_multiple_of(len) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Input(format!(
             "EDLM: {} log-probabilities for a row of {len}",
             lp.len()
         )));
@@ -201,13 +201,13 @@ pub fn importance_resample<E: EnergyModel + ?Sized, R: Rng + ?Sized>(
     }
     let lw = energy.neg_energy(&cands, row, &log_q)?;
     if lw.len() != k || lw.iter().any(|w| w.is_nan() || *w == f64::INFINITY) {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::NotFinite(format!(
             "EDLM: the energy returned {lw:?} for {k} candidates"
         )));
     }
     let scaled: Vec<f64> = lw.iter().map(|w| w / temperature).collect();
     let j = Categorical::from_log_weights(&scaled)
-        .map_err(|e| DiffusionError::Invalid(format!("EDLM weights: {e}")))?
+        .map_err(|e| DiffusionError::NotFinite(format!("EDLM weights: {e}")))?
         .sample(rng);
     Ok(cands.swap_remove(j))
 }
@@ -255,7 +255,7 @@ pub fn sample_edlm<D: Denoiser + ?Sized, E: EnergyModel + ?Sized, R: Rng>(
         && cfg.is_end <= cfg.is_start
         && cfg.is_start <= 1.0;
     if !valid {
-        return Err(DiffusionError::Invalid(format!(
+        return Err(DiffusionError::Config(format!(
             "EDLM: need k ≥ 1, τ > 0 and 0 ≤ is_end ≤ is_start ≤ 1; got k = {}, τ = {}, window \
              [{}, {}]",
             cfg.k, cfg.temperature, cfg.is_end, cfg.is_start
