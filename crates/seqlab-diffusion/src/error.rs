@@ -9,6 +9,9 @@ pub enum DiffusionError {
     /// A language-model operation (backbone, AR energy model) failed.
     #[error(transparent)]
     Lm(#[from] seqlab_lm::LmError),
+    /// The step loop, the optimizer or a checkpoint, metrics or plot file failed.
+    #[error(transparent)]
+    Train(#[from] seqlab_train::TrainError),
     /// Reading or writing safetensors failed.
     #[error(transparent)]
     Tensor(#[from] seqlab_tensor::TensorError),

@@ -78,6 +78,9 @@ pub enum LmError {
     /// Training failed (bad config, data / model mismatch, diverged loss, checkpoint I/O).
     #[error("{0}")]
     Train(String),
+    /// The step loop, the optimizer or a checkpoint, metrics or plot file failed (seqlab-train).
+    #[error(transparent)]
+    TrainLoop(#[from] seqlab_train::TrainError),
     /// The dataset could not be opened or read.
     #[error(transparent)]
     Data(#[from] seqlab_data::DataError),
