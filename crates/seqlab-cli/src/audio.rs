@@ -297,7 +297,7 @@ fn spectrogram_png(x: &[f32]) -> anyhow::Result<Vec<u8>> {
             rgb[p + 2] = (255.0 * (t * (1.0 - t) * 2.0).min(1.0)) as u8;
         }
     }
-    seqlab_lm::train::plot::encode_png_rgb(&rgb, w, h).map_err(|e| anyhow::anyhow!("png: {e}"))
+    seqlab_train::plot::encode_png_rgb(&rgb, w, h).map_err(|e| anyhow::anyhow!("png: {e}"))
 }
 
 fn generate(args: AudioGenerateArgs) -> anyhow::Result<()> {

@@ -23,8 +23,8 @@ use crate::subs::subs_log_probs;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use seqlab_lm::train::AdamW;
 use seqlab_tensor::{batch_rows, softplus};
+use seqlab_train::AdamW;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -9,6 +9,10 @@ pub enum DiffusionError {
     /// A language-model operation (backbone, AR energy model) failed.
     #[error(transparent)]
     Lm(#[from] seqlab_lm::LmError),
+    /// The step loop, the optimizer or a checkpoint, metrics or plot file failed (boxed, as
+    /// in `LmError`, to keep every `Result` small).
+    #[error(transparent)]
+    Train(Box<seqlab_train::TrainError>),
     /// Reading or writing safetensors failed.
     #[error(transparent)]
     Tensor(#[from] seqlab_tensor::TensorError),
@@ -40,6 +44,12 @@ pub enum DiffusionError {
     /// with no category of positive probability.
     #[error("{0}")]
     NotFinite(String),
+}
+
+impl From<seqlab_train::TrainError> for DiffusionError {
+    fn from(e: seqlab_train::TrainError) -> Self {
+        DiffusionError::Train(Box::new(e))
+    }
 }
 
 /// Result alias for the diffusion crate.

@@ -182,7 +182,7 @@ pub fn gen_ppl_plot_png(rows: &[EvalRow]) -> Result<Vec<u8>> {
         }
         root.present().map_err(|e| err(e.to_string()))?;
     }
-    seqlab_lm::train::plot::encode_png_rgb(&buf, w, h).map_err(err)
+    seqlab_train::plot::encode_png_rgb(&buf, w, h).map_err(err)
 }
 
 /// Generates `n` unconditional samples of `len` tokens with `spec` (one batch) and measures

@@ -1,7 +1,7 @@
 //! Training a masked diffusion LM (`seqlab diffusion train`) in the step loop of
 //! `seqlab train` ([`run_steps`]): the same seeded batch sampler over the token shards, AdamW
 //! with decoupled weight decay, linear warmup + cosine learning rate, global-norm clipping,
-//! `metrics.jsonl` rows ([`seqlab_lm::train::MetricRow`]; `train_loss` / `val_loss` are NELBO
+//! `metrics.jsonl` rows ([`seqlab_train::MetricRow`]; `train_loss` / `val_loss` are NELBO
 //! estimates in nats/token), the loss plot, crash-safe checkpoints
 //! ([`write_checkpoint_with`]) and bit-exact `--resume`.
 //!
@@ -16,29 +16,17 @@ use crate::error::{DiffusionError, Result};
 use crate::loss::{diffusion_loss, scalar};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use seqlab_data::{SamplerState, Split, SplitView, TokenDataset};
-use seqlab_lm::train::{
-    find_checkpoint, read_metrics, read_optimizer_moments, run_steps, write_checkpoint_with, AdamW,
-    LoopStart, METRICS_FILE,
+use seqlab_data::{Split, SplitView, TokenDataset};
+use seqlab_train::{
+    checkpoint_to_resume, read_metrics, read_optimizer_moments, read_trainer_state, run_steps,
+    write_checkpoint_with, AdamW, LoopStart, TrainOptions, TrainSummary, TrainerState,
+    METRICS_FILE,
 };
-use seqlab_lm::{TrainOptions, TrainSummary};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// `trainer_state.json` of a diffusion checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DiffusionTrainerState {
-    /// Optimizer steps completed.
-    pub step: u64,
-    /// The run's seed.
-    pub seed: u64,
-    /// The batch sampler's state.
-    pub sampler: SamplerState,
-    /// AdamW's step count.
-    pub adam_t: u64,
-    /// The configuration ([`DiffusionConfig::to_value`]).
-    pub config: serde_json::Value,
-}
+/// `trainer_state.json` of a diffusion checkpoint: step, seed, sampler state, AdamW's step
+/// count and the configuration ([`DiffusionConfig::to_value`]).
+pub type DiffusionTrainerState = TrainerState<serde_json::Value>;
 
 /// The RNG of the diffusion draws (t, masks) of step `step`: a pure function of (seed, step).
 pub fn step_rng(seed: u64, step: u64) -> StdRng {
@@ -85,12 +73,7 @@ pub fn read_checkpoint(
     dir: &Path,
     weight_decay: f64,
 ) -> Result<(AnyDenoiser, AdamW, DiffusionTrainerState)> {
-    let path = dir.join("trainer_state.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| DiffusionError::Io(format!("cannot read {}: {e}", path.display())))?;
-    let state: DiffusionTrainerState = serde_json::from_str(&text).map_err(|e| {
-        DiffusionError::Checkpoint(format!("bad trainer state {}: {e}", path.display()))
-    })?;
+    let state: DiffusionTrainerState = read_trainer_state(dir)?;
     let model = AnyDenoiser::load(dir)?;
     let mut opt = AdamW::new(model.params(), weight_decay, model.decay_fn())?;
     read_optimizer_moments(dir, &mut opt)?;
@@ -127,13 +110,7 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
 
     let metrics_path = run.join(METRICS_FILE);
     let (model, mut opt, start, earlier) = if opts.resume {
-        let dir = find_checkpoint(run).ok_or_else(|| {
-            DiffusionError::Io(format!(
-                "cannot resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
-                run.display(),
-                run.display()
-            ))
-        })?;
+        let dir = checkpoint_to_resume(run)?;
         let (model, opt, state) = read_checkpoint(&dir, lm.weight_decay)?;
         if !model.config().same_model(cfg) {
             return Err(DiffusionError::Mismatch(
@@ -168,7 +145,7 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
         earlier,
     };
     run_steps(
-        lm,
+        &lm.loop_config(),
         opts,
         start,
         model.params(),
@@ -199,16 +176,11 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
             let json = serde_json::to_string_pretty(&state).expect("state serialises");
             write_checkpoint_with(
                 run,
-                |dir| {
-                    model
-                        .save(dir)
-                        .map_err(|e| seqlab_lm::LmError::Train(e.to_string()))
-                },
+                |dir| model.save(dir),
                 opt,
                 json.as_bytes(),
                 tokenizer.as_deref(),
-            )?;
-            Ok(())
+            )
         },
     )
 }

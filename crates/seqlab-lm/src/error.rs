@@ -78,12 +78,23 @@ pub enum LmError {
     /// Training failed (bad config, data / model mismatch, diverged loss, checkpoint I/O).
     #[error("{0}")]
     Train(String),
+    /// The step loop, the optimizer or a checkpoint, metrics or plot file failed (seqlab-train).
+    /// Boxed: the training errors carry paths and sources, and would double the size of
+    /// every `Result` of this crate.
+    #[error(transparent)]
+    TrainLoop(Box<seqlab_train::TrainError>),
     /// The dataset could not be opened or read.
     #[error(transparent)]
     Data(#[from] seqlab_data::DataError),
     /// A tokenizer could not be loaded or used.
     #[error(transparent)]
     Tokenizer(#[from] seqlab_tokenizer::TokenizerError),
+}
+
+impl From<seqlab_train::TrainError> for LmError {
+    fn from(e: seqlab_train::TrainError) -> Self {
+        LmError::TrainLoop(Box::new(e))
+    }
 }
 
 /// `Result` with [`LmError`].

@@ -1,7 +1,7 @@
 //! The speed/quality frontier PNG of a sweep: one dot per setting at (speedup vs big-only,
 //! agreement with big-only greedy output), the Pareto frontier (no other setting both faster and
 //! closer to the big model) as a blue line, and grey guides at speedup 1 and agreement 1.
-//! Like the loss curves (`seqlab_lm::train::plot`), the picture has no text (plotters' text
+//! Like the loss curves (`seqlab_train::plot`), the picture has no text (plotters' text
 //! needs system fonts); the numbers are in the JSON and the markdown table. The x axis spans
 //! 0..max(2, largest speedup·1.1), the y axis 0..1.05.
 
@@ -72,5 +72,5 @@ pub fn frontier_png(rows: &[SweepRow]) -> Result<Vec<u8>> {
             .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
-    seqlab_lm::train::plot::encode_png_rgb(&buf, w, h).map_err(SpecError::Plot)
+    seqlab_train::plot::encode_png_rgb(&buf, w, h).map_err(SpecError::Plot)
 }

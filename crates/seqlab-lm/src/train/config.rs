@@ -180,6 +180,22 @@ impl TrainConfig {
         }
     }
 
+    /// The step loop's settings of this config (the schedule, clipping, how often to validate,
+    /// log and checkpoint; a step's batch holds `batch_size · seq_len` tokens).
+    pub fn loop_config(&self) -> seqlab_train::LoopConfig {
+        seqlab_train::LoopConfig {
+            max_steps: self.max_steps,
+            lr: self.lr,
+            min_lr: self.min_lr,
+            warmup_steps: self.warmup_steps,
+            grad_clip: self.grad_clip,
+            eval_every: self.eval_every,
+            log_every: self.log_every,
+            checkpoint_every: self.checkpoint_every,
+            tokens_per_step: self.batch_size * self.seq_len,
+        }
+    }
+
     /// Parses JSON text; the error says which key or value is wrong.
     pub fn from_json_str(text: &str) -> Result<Self, String> {
         let cfg: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;

@@ -1,12 +1,13 @@
-//! Training a Mamba or Transformer LM on a prepared token dataset (`seqlab train`).
+//! Training a Mamba, Transformer, S4 or SaShiMi LM on a prepared token dataset (`seqlab train`).
 //!
 //! - [`config`]: the JSON configuration ([`TrainConfig`]; `model` picks the family);
-//! - [`model`]: [`TrainModel`], the trainable families behind one enum;
-//! - [`optim`]: AdamW with decoupled weight decay (none on `A_log`, `D`, norms, biases), linear
-//!   warmup + cosine schedule, global-norm clipping;
-//! - [`checkpoint`]: atomic checkpoints and exact resume;
-//! - [`plot`]: the loss-curve PNG;
-//! - [`step_loop`]: the optimisation loop, shared with the diffusion trainer.
+//! - [`model`]: [`TrainModel`], the trainable families behind one enum, with their weight-decay
+//!   groups (none on `A_log`, `D`, norms, biases);
+//! - [`checkpoint`]: the LM's checkpoint (model files + [`TrainerState`]) and exact resume.
+//!
+//! The model-independent machinery comes from seqlab-train and is re-exported here: the step
+//! loop ([`run_steps`]), AdamW with the warmup + cosine schedule and global-norm clipping,
+//! crash-safe checkpoint directories, `metrics.jsonl` and the loss-curve PNG.
 //!
 //! [`train`] runs the loop with the cross-entropy of the next token: batch `t` is
 //! [`TrainConfig::train_batches`]`.batch_at(t)` (a pure function of (seed, t)), the model's
@@ -20,75 +21,20 @@
 pub mod checkpoint;
 pub mod config;
 pub mod model;
-pub mod optim;
-pub mod plot;
-pub mod step_loop;
 
-pub use checkpoint::{
-    find_checkpoint, read_checkpoint, read_optimizer_moments, write_checkpoint,
-    write_checkpoint_with, TrainerState,
-};
+pub use checkpoint::{read_checkpoint, write_checkpoint, TrainerState};
 pub use config::{MlpName, ModelKind, TrainConfig};
 pub use model::TrainModel;
-pub use optim::{clip_grad_norm, global_norm, lr_at, AdamW};
-pub use step_loop::{run_steps, LoopStart};
+pub use seqlab_train::{
+    checkpoint_to_resume, clip_grad_norm, find_checkpoint, global_norm, lr_at, read_metrics,
+    read_optimizer_moments, run_steps, write_checkpoint_with, write_plot, AdamW, LoopConfig,
+    LoopStart, MetricRow, TrainOptions, TrainSummary, METRICS_FILE, PLOT_FILE,
+};
 
 use crate::error::{LmError, Result};
 use crate::mamba::train_model::{cross_entropy, window_seq_idx};
 use candle_core::{DType, Device};
 use seqlab_data::{Split, SplitView, TokenDataset};
-use std::path::{Path, PathBuf};
-
-/// Metrics file name in the run directory.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Loss-curve file name in the run directory.
-pub const PLOT_FILE: &str = "loss.png";
-
-/// Where and how to run.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// Prepared dataset directory (`seqlab prepare`).
-    pub data: PathBuf,
-    /// Run directory (metrics, plot, checkpoint).
-    pub run_dir: PathBuf,
-    /// Continue from `RUN_DIR/checkpoint`.
-    pub resume: bool,
-    /// Stop (with a checkpoint) after this many steps, without changing the schedule.
-    pub stop_at: Option<u64>,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MetricRow {
-    /// Optimizer steps completed.
-    pub step: u64,
-    /// Learning rate of that step.
-    pub lr: f64,
-    /// Mean train cross-entropy (nats/token) of that step's batch.
-    pub train_loss: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Training throughput of the step.
-    pub tokens_per_s: f64,
-    /// Validation loss, when computed at this step.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub val_loss: Option<f64>,
-}
-
-/// What a run did.
-#[derive(Debug, Clone)]
-pub struct TrainSummary {
-    /// Steps completed (total, including before a resume).
-    pub steps: u64,
-    /// Metrics of the steps run by this call.
-    pub metrics: Vec<MetricRow>,
-    /// Last validation loss.
-    pub val_loss: Option<f64>,
-    /// Wall-clock seconds of this call.
-    pub seconds: f64,
-}
 
 /// Validation loss: mean cross-entropy over the first `cfg.eval_batches` of
 /// [`TrainConfig::eval_batches`] of `view` (summed per token in f64).
@@ -152,13 +98,7 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
 
     let metrics_path = run.join(METRICS_FILE);
     let (model, mut opt, start, earlier) = if opts.resume {
-        let dir = find_checkpoint(run).ok_or_else(|| {
-            train_err(format!(
-                "--resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
-                run.display(),
-                run.display()
-            ))
-        })?;
+        let dir = checkpoint_to_resume(run)?;
         let (model, opt, state) = read_checkpoint(&dir, cfg.weight_decay)?;
         model.check_matches(cfg, vocab)?;
         let (model, opt) = (model.to_device(device)?, opt.to_device(device)?);
@@ -182,7 +122,7 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
         earlier,
     };
     run_steps(
-        cfg,
+        &cfg.loop_config(),
         opts,
         start,
         model.params(),
@@ -208,30 +148,4 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
             write_checkpoint(run, &model, opt, &state, tokenizer.as_deref())
         },
     )
-}
-
-/// Rows of an existing metrics file with `step ≤ upto` (the rest were written after the
-/// checkpoint being resumed).
-pub fn read_metrics(path: &Path, upto: u64) -> Result<Vec<MetricRow>> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(Vec::new());
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<MetricRow>(l).ok())
-        .filter(|r| r.step <= upto)
-        .collect())
-}
-
-/// The loss curve of `rows` (the kept rows of a resumed run, then this call's) as `loss.png`.
-pub fn write_plot<'a>(run: &Path, rows: impl Iterator<Item = &'a MetricRow>) -> Result<()> {
-    let points: Vec<plot::CurvePoint> = rows
-        .map(|r| plot::CurvePoint {
-            step: r.step,
-            train: r.train_loss,
-            val: r.val_loss,
-        })
-        .collect();
-    let png = plot::loss_curve_png(&points).map_err(|e| train_err(format!("plot: {e}")))?;
-    seqlab_io::write_atomic(run.join(PLOT_FILE), &png).map_err(|e| train_err(e.to_string()))
 }

@@ -1,6 +1,8 @@
-//! AdamW, the warmup + cosine learning-rate schedule and global-norm gradient clipping.
+//! AdamW with decay groups, the warmup + cosine learning-rate schedule and global-norm gradient
+//! clipping (docs/training.md). The optimizer's whole state is its moments and step count, so a
+//! checkpoint of them ([`crate::checkpoint`]) resumes a run exactly.
 
-use crate::error::{LmError, Result};
+use crate::error::{Result, TrainError};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
@@ -101,16 +103,18 @@ impl AdamW {
     /// zero) at learning rate `lr`.
     pub fn step(&mut self, params: &[(String, Var)], grads: &GradStore, lr: f64) -> Result<()> {
         if params.len() != self.slots.len() {
-            return Err(LmError::Input(
-                "optimizer / parameter count mismatch".into(),
-            ));
+            return Err(TrainError::OptimizerMismatch(format!(
+                "{} optimizer slots for {} parameters",
+                self.slots.len(),
+                params.len()
+            )));
         }
         self.t += 1;
         let bc1 = 1.0 - self.beta1.powi(self.t as i32);
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
         for ((name, var), slot) in params.iter().zip(self.slots.iter_mut()) {
             if *name != slot.name {
-                return Err(LmError::Input(format!(
+                return Err(TrainError::OptimizerMismatch(format!(
                     "optimizer slot `{}` does not match parameter `{name}`",
                     slot.name
                 )));

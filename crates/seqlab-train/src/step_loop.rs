@@ -10,25 +10,51 @@
 //! every `checkpoint_every` steps and at the end calls `save` and redraws `loss.png`. The
 //! order of these operations is fixed, so a resumed run repeats an uninterrupted one bit for bit.
 
-use super::{clip_grad_norm, METRICS_FILE};
-use super::{lr_at, write_plot, AdamW, MetricRow, TrainConfig, TrainOptions, TrainSummary};
-use crate::error::LmError;
+use crate::config::LoopConfig;
+use crate::error::TrainError;
+use crate::metrics::{MetricRow, MetricsLog};
+use crate::optim::{clip_grad_norm, AdamW};
+use crate::plot::write_plot;
 use candle_core::{DType, Tensor, Var};
 use seqlab_data::{Batch, BatchSampler, SamplerState};
-use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Prepared dataset directory (`seqlab prepare`).
+    pub data: PathBuf,
+    /// Run directory (metrics, plot, checkpoint).
+    pub run_dir: PathBuf,
+    /// Continue from `RUN_DIR/checkpoint`.
+    pub resume: bool,
+    /// Stop (with a checkpoint) after this many steps, without changing the schedule.
+    pub stop_at: Option<u64>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Steps completed (total, including before a resume).
+    pub steps: u64,
+    /// Metrics of the steps run by this call.
+    pub metrics: Vec<MetricRow>,
+    /// Last validation loss.
+    pub val_loss: Option<f64>,
+    /// Wall-clock seconds of this call.
+    pub seconds: f64,
+}
 
 /// Where a run starts: its first step and the metric rows kept from the checkpoint resumed.
 #[derive(Debug, Clone, Default)]
 pub struct LoopStart {
     /// Steps already taken (0 for a fresh run).
     pub step: u64,
-    /// Rows of `metrics.jsonl` up to `step` ([`super::read_metrics`]); rewritten first.
+    /// Rows of `metrics.jsonl` up to `step` ([`crate::read_metrics`]); rewritten first.
     pub earlier: Vec<MetricRow>,
-}
-
-fn loop_err(msg: String) -> LmError {
-    LmError::Train(msg)
 }
 
 /// Runs steps `start.step..min(stop_at, max_steps)` of `cfg` over `sampler` (positioned at
@@ -36,8 +62,8 @@ fn loop_err(msg: String) -> LmError {
 /// minimise, `validate()` the validation loss, and `save(step, sampler_state, opt)` writes a
 /// checkpoint. `loss_name` labels the loss in the progress bar.
 #[allow(clippy::too_many_arguments)]
-pub fn run_steps<E: From<LmError>>(
-    cfg: &TrainConfig,
+pub fn run_steps<E: From<TrainError>>(
+    cfg: &LoopConfig,
     opts: &TrainOptions,
     start: LoopStart,
     params: &[(String, Var)],
@@ -49,18 +75,8 @@ pub fn run_steps<E: From<LmError>>(
     mut save: impl FnMut(u64, SamplerState, &AdamW) -> Result<(), E>,
 ) -> Result<TrainSummary, E> {
     let run = &opts.run_dir;
-    let metrics_path = run.join(METRICS_FILE);
     // Rewrite the metrics file with the kept history (nothing on a fresh run).
-    let mut text = String::new();
-    for row in &start.earlier {
-        text.push_str(&serde_json::to_string(row).expect("row serialises"));
-        text.push('\n');
-    }
-    seqlab_io::write_atomic(&metrics_path, text.as_bytes()).map_err(|e| loop_err(e.to_string()))?;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| loop_err(format!("cannot open {}: {e}", metrics_path.display())))?;
+    let mut metrics = MetricsLog::create(run, &start.earlier)?;
 
     let end = opts.stop_at.unwrap_or(cfg.max_steps).min(cfg.max_steps);
     let bar = seqlab_data::step_bar(opts.progress, end.saturating_sub(start.step));
@@ -79,27 +95,27 @@ pub fn run_steps<E: From<LmError>>(
         let loss_v = loss
             .to_dtype(DType::F64)
             .and_then(|l| l.to_scalar::<f64>())
-            .map_err(LmError::from)?;
+            .map_err(TrainError::from)?;
         if !loss_v.is_finite() {
-            return Err(loop_err(format!(
-                "training diverged: the loss is {loss_v} at step {} (lower the learning rate)",
-                step + 1
-            ))
+            return Err(TrainError::LossNotFinite {
+                value: loss_v,
+                step: step + 1,
+            }
             .into());
         }
-        let mut grads = loss.backward().map_err(LmError::from)?;
+        let mut grads = loss.backward().map_err(TrainError::from)?;
         let norm = clip_grad_norm(params, &mut grads, cfg.grad_clip)?;
         if !norm.is_finite() {
-            return Err(loop_err(format!(
-                "training diverged: the gradient norm is {norm} at step {}",
-                step + 1
-            ))
+            return Err(TrainError::GradNormNotFinite {
+                value: norm,
+                step: step + 1,
+            }
             .into());
         }
-        let lr = lr_at(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps);
+        let lr = cfg.lr_at(step);
         opt.step(params, &grads, lr)?;
         step += 1;
-        let tps = (cfg.batch_size * cfg.seq_len) as f64 / ts.elapsed().as_secs_f64().max(1e-9);
+        let tps = cfg.tokens_per_step as f64 / ts.elapsed().as_secs_f64().max(1e-9);
         let eval_now = (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every)) || step == end;
         let val = if eval_now {
             let v = validate()?;
@@ -117,12 +133,7 @@ pub fn run_steps<E: From<LmError>>(
                 tokens_per_s: tps,
                 val_loss: val,
             };
-            writeln!(
-                metrics_file,
-                "{}",
-                serde_json::to_string(&row).expect("row serialises")
-            )
-            .map_err(|e| loop_err(format!("cannot write {}: {e}", metrics_path.display())))?;
+            metrics.append(&row)?;
             summary.metrics.push(row);
         }
         bar.set_message(format!(

@@ -3,7 +3,13 @@
 //! system fonts, which a fresh machine may lack, so the plot has no text: the x axis spans steps
 //! 0..last, the y axis 0..max loss (a grey line every 1 nat); the numbers are in metrics.jsonl.
 
+use crate::error::{Result, TrainError};
+use crate::metrics::MetricRow;
 use plotters::prelude::*;
+use std::path::Path;
+
+/// Loss-curve file name in the run directory.
+pub const PLOT_FILE: &str = "loss.png";
 
 /// One point of the curves.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +26,7 @@ pub struct CurvePoint {
 pub const PLOT_SIZE: (u32, u32) = (640, 400);
 
 /// Renders the curves as PNG bytes.
-pub fn loss_curve_png(points: &[CurvePoint]) -> Result<Vec<u8>, String> {
+pub fn loss_curve_png(points: &[CurvePoint]) -> std::result::Result<Vec<u8>, String> {
     let (w, h) = PLOT_SIZE;
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
@@ -72,7 +78,7 @@ pub fn loss_curve_png(points: &[CurvePoint]) -> Result<Vec<u8>, String> {
 }
 
 /// PNG (RGB, 8 bit) of `rgb` (h rows of w·3 bytes), compressed by the `png` crate.
-pub fn encode_png_rgb(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
+pub fn encode_png_rgb(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
     encoder.set_color(png::ColorType::Rgb);
@@ -81,6 +87,21 @@ pub fn encode_png_rgb(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
     writer.write_image_data(rgb).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// The loss curve of `rows` (the kept rows of a resumed run, then this call's) as
+/// `run/loss.png`, written atomically.
+pub fn write_plot<'a>(run: &Path, rows: impl Iterator<Item = &'a MetricRow>) -> Result<()> {
+    let points: Vec<CurvePoint> = rows
+        .map(|r| CurvePoint {
+            step: r.step,
+            train: r.train_loss,
+            val: r.val_loss,
+        })
+        .collect();
+    let png = loss_curve_png(&points).map_err(TrainError::Plot)?;
+    seqlab_io::write_atomic(run.join(PLOT_FILE), &png)?;
+    Ok(())
 }
 
 #[cfg(test)]
