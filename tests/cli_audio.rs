@@ -3,7 +3,7 @@
 //! steps → resume → `audio generate` 2 × 0.05 s (WAV headers and lengths, NLL lines,
 //! spectrograms); and the one-line errors for bad inputs.
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stderr, stdout};
 use std::path::Path;

@@ -13,7 +13,7 @@
 //! GPU).
 #![cfg(feature = "cuda")]
 
-mod common;
+use crate::common;
 
 use common::{assert_one_line_error, fails, ok, s, seqlab, seqlab_with_env, stderr, stdout};
 use seqlab_tensor::candle_core::{safetensors, Device};

@@ -3,7 +3,7 @@
 //! as energy in `seqlab diffusion sample` and `eval`, and one-line errors: both / neither energy,
 //! a missing head, a head trained against another denoiser's vocabulary.
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stdout};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! infilling (fixed text kept), semi-AR lengths beyond the window, the eval table / JSON /
 //! PNG, and one-line errors.
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stdout};
 

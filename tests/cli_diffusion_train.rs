@@ -3,7 +3,7 @@
 //! below ln V → stop + --resume gives the same losses bit for bit → the bidirectional Mamba
 //! trains too → one-line errors for bad inputs.
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stdout};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! beat a unigram model of the same data, a bigger model beating a smaller one, and clear
 //! errors for mismatched vocabularies and tokenizers.
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stdout};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! End-to-end tests of `seqlab generate` through the built binary, on the mamba-tiny golden
 //! checkpoint (`tests/golden/mamba-tiny`, or `$SEQLAB_GOLDEN_DIR[/mamba-tiny]`).
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, seqlab, stdout};
 use seqlab::tensor::candle_core::{Device, Tensor};

@@ -2,7 +2,7 @@
 //! GPT-NeoX tokenizers, WAV folders, and every bad input the issue lists (each must exit 1 with one
 //! `error:` line on stderr that names the problem, and never panic).
 
-mod common;
+use crate::common;
 
 use common::{assert_one_line_error, stderr, stdout};
 use seqlab::data::{BatchSampler, Dtype, Split, TokenDataset};

@@ -1,7 +1,7 @@
 //! End-to-end tests of `seqlab speculate` through the built binary, on tiny random models saved
 //! to a temporary directory (a Mamba big model, a Transformer little model: the mixed pair).
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stdout};
 use seqlab::lm::{MambaDims, TrainMamba, TrainTransformer, TransformerConfig};

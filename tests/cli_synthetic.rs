@@ -1,7 +1,7 @@
 //! End-to-end `seqlab synthetic train|eval`: a tiny run writes its JSON report and model, the
 //! saved model re-evaluates to the same accuracy, and bad inputs are one-line errors.
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s, stdout};
 

@@ -1,6 +1,6 @@
 //! End-to-end tests of `seqlab tokenizer` through the built binary.
 
-mod common;
+use crate::common;
 
 use common::{fails, s, stdout};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! from the checkpoint → resume; and the one-line errors for bad inputs. The same for the
 //! Transformer (`--model transformer`).
 
-mod common;
+use crate::common;
 
 use common::{fails, ok, s};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! energy envelope and spectral flatness differ from white noise (issue 4): seeded, so the same
 //! 8 clips every run.
 
-mod common;
+use crate::common;
 
 use common::{ok, s};
 use std::path::PathBuf;

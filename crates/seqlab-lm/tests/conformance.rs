@@ -2,7 +2,7 @@
 //! (`seqlab_lm::conformance::check_causal_lm`): prefill = score = steps, truncate then re-step =
 //! a fresh run, independent snapshots, bad lengths rejected.
 
-mod common;
+use crate::common;
 
 use common::*;
 use seqlab_lm::conformance::check_causal_lm;

@@ -1,7 +1,7 @@
 //! `perplexity` against a second formulation: the same windows through the model's full
 //! parallel forward, with the log-softmax written out here.
 
-mod common;
+use crate::common;
 
 use common::*;
 use seqlab_data::{prepare_text_inputs, Split, TextInput, TextOptions, TokenDataset};

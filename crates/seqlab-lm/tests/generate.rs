@@ -1,6 +1,6 @@
 //! The generation loop: stop ids, the vocabulary limit, the streaming callback, edge cases.
 
-mod common;
+use crate::common;
 
 use common::*;
 use seqlab_lm::{generate, GenerateConfig, MambaLm, StopReason};

@@ -4,7 +4,7 @@
 //!
 //! Directory: see `common::golden_dir` (`SEQLAB_GOLDEN_DIR`, else `<repo>/tests/golden/mamba-tiny`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use seqlab_lm::{generate, GenerateConfig, LogitsMode, MambaLm};

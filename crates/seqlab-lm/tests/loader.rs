@@ -1,7 +1,7 @@
 //! Checkpoint loading: the original mamba_ssm layout, sharded checkpoints, and bad checkpoints
 //! reported by name. All built from the mamba-tiny golden checkpoint in temporary directories.
 
-mod common;
+use crate::common;
 
 use common::*;
 use seqlab_lm::{LmError, MambaLm};

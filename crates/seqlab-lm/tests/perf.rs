@@ -1,7 +1,7 @@
 //! Timing smoke test of the Mamba LM on mamba-tiny (ignored; the real benchmarks are criterion
 //! benches): `cargo test --release -p seqlab-lm --test perf -- --ignored --nocapture`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use seqlab_lm::{LogitsMode, MambaLm};

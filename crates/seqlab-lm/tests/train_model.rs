@@ -1,7 +1,7 @@
 //! The trainable Mamba (candle autodiff): parity with the inference model, packed sequences,
 //! gradients against finite differences.
 
-mod common;
+use crate::common;
 
 use common::golden_dir;
 use seqlab_lm::mamba::train_model::{cross_entropy, MambaDims};

@@ -4,7 +4,7 @@
 //! through the same `CausalLm` (vocabulary 8, 3 new tokens), for a Transformer and a Mamba
 //! verifier. Seeded, so the outcome is reproducible; each test rejects at p < 1e-3.
 
-mod support;
+use crate::support;
 
 use seqlab_lm::CausalLm;
 use seqlab_speculative::{decode, DecodeConfig, Policy, SpecConfig};

@@ -2,7 +2,7 @@
 //! α_RB = 0, and lossless speculative sampling, measured against big-only decoding on tiny
 //! models; plus the BiLD decision rules on hand-made logits.
 
-mod support;
+use crate::support;
 
 use seqlab_speculative::bild::{little_choice, rollback_to};
 use seqlab_speculative::harness::{

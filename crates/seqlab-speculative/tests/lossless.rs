@@ -3,7 +3,7 @@
 //! Transformer and Mamba drafters and verifiers. The reference is `seqlab_lm::generate` (the
 //! plain prefill + step loop), not this crate's own big-only policy.
 
-mod support;
+use crate::support;
 
 use seqlab_lm::{generate, CausalLm, GenerateConfig};
 use seqlab_speculative::{

@@ -4,7 +4,7 @@
 //! Transformer LM in both roles. Also runs seqlab-lm's `CausalLm` conformance suite on the tiny
 //! models the other tests use.
 
-mod support;
+use crate::support;
 
 use seqlab_lm::conformance::{check_causal_lm, max_rel_diff};
 use seqlab_lm::CausalLm;

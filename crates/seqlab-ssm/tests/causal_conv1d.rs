@@ -1,7 +1,7 @@
 //! Causal depthwise conv1d: forward vs a naive loop, backward vs finite differences, the update
 //! form step by step vs the parallel conv, chunked prefill with a conv state, packed rows.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, slice_last, slice_last_i32, uniform};
 use seqlab_ssm::{

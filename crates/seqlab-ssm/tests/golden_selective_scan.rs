@@ -6,7 +6,7 @@
 //!
 //! Directory: `$SEQLAB_GOLDEN_DIR/selective_scan` if set, else `<repo>/tests/golden/selective_scan`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 //!
 //! Directory: `$SEQLAB_GOLDEN_DIR/s4` if set, else `<repo>/tests/golden/s4`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

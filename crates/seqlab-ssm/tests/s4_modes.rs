@@ -3,7 +3,7 @@
 //! convolution gradients = central finite differences (f64); the block's step mode = its
 //! parallel forward, and it trains through candle `Var`s; bad shapes give errors, not panics.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use seqlab_ssm::s4::{

@@ -1,7 +1,7 @@
 //! Selective scan: backward vs finite differences (f64 twin), chunking, initial state, packed
 //! sequences, step mode, shape errors, and the candle op's gradients.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor, Var};
 use common::{assert_close, slice_last, slice_last_i32, uniform};
