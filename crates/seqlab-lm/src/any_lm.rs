@@ -5,9 +5,9 @@
 //! model with its embedded tokenizer). [`AnyLm`] implements [`CausalLm`] by dispatching to the
 //! model inside, so one generation / evaluation / speculation loop serves them all.
 
-use crate::causal_lm::{CausalLm, MambaLmState};
+use crate::causal_lm::CausalLm;
 use crate::error::{LmError, Result};
-use crate::mamba::MambaLm;
+use crate::mamba::{MambaLm, MambaLmState};
 use crate::transformer::{TransformerLm, TransformerState};
 use seqlab_tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@
 //! 6. **bad lengths are errors**: truncating past the end fails.
 //!
 //! A recurrent model rolls back only inside a short scored block (Mamba: at most
-//! [`crate::causal_lm::MAMBA_SCORE_STEP_MAX`] tokens), so give it `len − split` within that.
+//! [`crate::mamba::MAMBA_SCORE_STEP_MAX`] tokens), so give it `len − split` within that.
 
 use crate::causal_lm::CausalLm;
 

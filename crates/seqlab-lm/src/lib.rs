@@ -51,12 +51,13 @@ pub mod train;
 pub mod transformer;
 
 pub use any_lm::{load_lm, load_lm_on, AnyLm, AnyState, LoadedLm};
-pub use causal_lm::{CausalLm, MambaLmState};
+pub use causal_lm::CausalLm;
 pub use error::{LmError, Result};
 pub use eval::{perplexity, token_log_probs, PplReport};
 pub use generate::{generate, GenerateConfig, GenerateOutput, StopReason};
 pub use mamba::{
-    LogitsMode, MambaConfig, MambaDims, MambaLayout, MambaLm, MambaOutput, MambaState, TrainMamba,
+    LogitsMode, MambaConfig, MambaDims, MambaLayout, MambaLm, MambaLmState, MambaOutput,
+    MambaState, TrainMamba,
 };
 pub use s4lm::{S4Lm, S4LmConfig, S4LmState, SsmName};
 pub use sashimi::{Sashimi, SashimiConfig, SashimiState};

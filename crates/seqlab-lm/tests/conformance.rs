@@ -28,7 +28,7 @@ fn mamba_conforms() {
 fn mamba_long_score_uses_the_parallel_scan_and_keeps_no_snapshots() {
     let model = MambaLm::load(golden_dir()).unwrap();
     let tokens = golden_sequence();
-    assert!(tokens.len() > 2 + seqlab_lm::causal_lm::MAMBA_SCORE_STEP_MAX);
+    assert!(tokens.len() > 2 + seqlab_lm::mamba::MAMBA_SCORE_STEP_MAX);
     let (last, _) = CausalLm::prefill(&model, &tokens).unwrap();
     let (_, mut st) = CausalLm::prefill(&model, &tokens[..2]).unwrap();
     let rows = CausalLm::score(&model, &mut st, &tokens[2..]).unwrap();

@@ -52,7 +52,7 @@ fn random_model(n_layer: usize) -> MambaLm {
         t.insert(spec.name, x);
     }
     let w = MambaWeights::from_tensors(&mut t, &cfg).unwrap();
-    MambaLm::from_parts(cfg, w)
+    MambaLm::from_parts(cfg, w).unwrap()
 }
 
 #[test]

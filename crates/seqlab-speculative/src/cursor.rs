@@ -31,8 +31,8 @@ use seqlab_lm::CausalLm;
 use std::time::Instant;
 
 /// Longest block one verification may score: a Mamba LM keeps per-position snapshots only for
-/// blocks up to [`seqlab_lm::causal_lm::MAMBA_SCORE_STEP_MAX`] tokens.
-pub const MAX_BLOCK: usize = seqlab_lm::causal_lm::MAMBA_SCORE_STEP_MAX;
+/// blocks up to [`seqlab_lm::mamba::MAMBA_SCORE_STEP_MAX`] tokens.
+pub const MAX_BLOCK: usize = seqlab_lm::mamba::MAMBA_SCORE_STEP_MAX;
 
 /// Work one model did: calls, tokens fed, seconds inside the model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]

@@ -11,6 +11,8 @@
 //!   the one-token update with a rolling conv state, and the conv state after a prefill.
 //! - [`state_update`]: one recurrent step of the SSM (`selective_state_update_ref`), with heads
 //!   and groups in the multi-head layout (one head and one group for Mamba).
+//! - [`block_recurrence`]: conv and scan over a short block in step semantics, returning the
+//!   state after every position (speculative verification with rollback).
 //! - [`candle_op`]: the scan as a candle custom op with backward, so `candle_core::Var`s train
 //!   through it, on CPU tensors and (feature `cuda`) on CUDA tensors.
 //! - [`s4`]: S4 / S4D (HiPPO + NPLR inits, Vandermonde and Cauchy kernels with backward, FFT
@@ -24,6 +26,7 @@
 //! are real buffers with a trailing (re, im) pair. Errors are [`SsmError`]; no function panics on
 //! inconsistent shapes.
 
+pub mod block_recurrence;
 pub mod candle_op;
 pub mod causal_conv1d;
 #[cfg(feature = "cuda")]
@@ -35,6 +38,7 @@ pub mod s4;
 pub mod selective_scan;
 pub mod state_update;
 
+pub use block_recurrence::{conv_block, scan_block, BlockDims, ScanBlockInputs};
 pub use candle_op::{selective_scan as selective_scan_tensor, ScanTensors};
 pub use causal_conv1d::{
     causal_conv1d_bwd, causal_conv1d_final_state, causal_conv1d_fwd, causal_conv1d_update,

@@ -2,16 +2,10 @@
 //! holds the weights (a CUDA GPU with `--device cuda`; the CPU in tests, where it is checked
 //! against [`MambaLm`](crate::MambaLm)).
 //!
-//! One step per token and layer (Gu & Dao 2023, Algorithm 2 / eq. (2a);
-//! docs/ssm.md#recurrent-step):
-//!
-//! ```text
-//! [x, z]  = RMSNorm(h) W_inᵀ
-//! window  ← shift(window, x);  x' = SiLU(Σ_k window[:, k]·w_conv[:, k] + b_conv)
-//! [δ, B, C] = x' W_xᵀ;  Δ = softplus(δ W_dtᵀ + b_dt)
-//! s ← exp(Δ·A) ⊙ s + (Δ·x') ⊗ B;  y = (s·C + D·x') ⊙ SiLU(z)
-//! h ← h + y W_outᵀ
-//! ```
+//! One step per token: `h ← h + Block.step(RMSNorm(h))` per layer over the typed weights of
+//! its [`TrainMamba`], each block's recurrent step being the block's own tensor-op step
+//! ([`MambaBlock::step`](crate::mamba::block::MambaBlock::step); Gu & Dao 2023, Algorithm 2 /
+//! eq. (2a); docs/ssm.md#recurrent-step, defined once in mamba1.rs).
 //!
 //! The state is a handful of device tensors per layer; tensors are immutable and shared, so a
 //! snapshot (for [`CausalLm::truncate`]) is a cheap clone.
@@ -19,8 +13,8 @@
 use crate::causal_lm::CausalLm;
 use crate::error::{LmError, Result};
 use crate::mamba::train_model::TrainMamba;
-use crate::mamba::weights::{embedding_name, layer_prefix};
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor};
+use seqlab_tensor::rms_norm;
 use std::path::Path;
 
 /// Per layer: the conv window (1, d_inner, d_conv), oldest input first, and the SSM state
@@ -56,17 +50,6 @@ pub struct MambaDeviceLm {
     device: Device,
 }
 
-/// softplus(x) = max(x, 0) + ln(1 + e^{−|x|}), stable for every x.
-fn softplus(x: &Tensor) -> Result<Tensor> {
-    Ok((x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
-}
-
-/// RMSNorm over the last axis: x / √(mean(x²) + ε) · w.
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
-    Ok(x.broadcast_mul(&inv)?.broadcast_mul(w)?)
-}
-
 impl MambaDeviceLm {
     /// Loads an HF-layout Mamba directory (`config.json` + weights) onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
@@ -76,14 +59,11 @@ impl MambaDeviceLm {
     /// Wraps a model (its parameters' device is the one the steps run on).
     pub fn new(model: TrainMamba) -> Result<Self> {
         let device = model.device();
-        let a = (0..model.config().n_layer)
-            .map(|i| {
-                Ok(
-                    model_param(&model, &format!("{}.mixer.A_log", layer_prefix(i)))?
-                        .exp()?
-                        .neg()?,
-                )
-            })
+        let a = model
+            .weights()
+            .layers
+            .iter()
+            .map(|b| b.a())
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { model, a, device })
     }
@@ -98,13 +78,9 @@ impl MambaDeviceLm {
         &self.device
     }
 
-    fn p(&self, name: &str) -> Result<Tensor> {
-        model_param(&self.model, name)
-    }
-
     fn zero_layers(&self) -> Result<Layers> {
         let c = self.model.config();
-        let dt = self.p(embedding_name(c.layout))?.dtype();
+        let dt = self.model.weights().embedding.dtype();
         let zeros = |n: usize| Tensor::zeros((1, c.d_inner, n), dt, &self.device);
         Ok(Layers {
             conv: (0..c.n_layer)
@@ -125,71 +101,20 @@ impl MambaDeviceLm {
                 vocab: c.vocab_size,
             });
         }
-        let (di, n, r, k) = (c.d_inner, c.d_state, c.dt_rank, c.d_conv);
-        let emb = self.p(embedding_name(c.layout))?;
+        let w = self.model.weights();
         let id = Tensor::new(&[token], &self.device)?;
-        let mut h = emb.index_select(&id, 0)?; // (1, D)
-        for i in 0..c.n_layer {
-            let p = layer_prefix(i);
-            let w = |s: &str| self.p(&format!("{p}.mixer.{s}"));
-            let lin = |x: &Tensor, name: &str| -> Result<Tensor> {
-                let y = x.matmul(&w(&format!("{name}.weight"))?.t()?)?;
-                Ok(if c.proj_bias {
-                    y.broadcast_add(&w(&format!("{name}.bias"))?)?
-                } else {
-                    y
-                })
-            };
-            let normed = rms_norm(&h, &self.p(&format!("{p}.norm.weight"))?, c.norm_eps)?;
-            let xz = lin(&normed, "in_proj")?; // (1, 2·Di)
-            let x = xz.narrow(1, 0, di)?;
-            let z = xz.narrow(1, di, di)?;
-            // Conv window: drop the oldest input, append x; x' = SiLU(Σ_k window·w + b).
-            let window = Tensor::cat(&[&layers.conv[i].narrow(2, 1, k - 1)?, &x.unsqueeze(2)?], 2)?;
-            let cw = w("conv1d.weight")?.reshape((1, di, k))?;
-            let mut pre = window.broadcast_mul(&cw)?.sum(2)?; // (1, Di)
-            if c.conv_bias {
-                pre = pre.broadcast_add(&w("conv1d.bias")?)?;
-            }
-            let xc = pre.silu()?;
-            layers.conv[i] = window;
-            let xdbl = xc.matmul(&w("x_proj.weight")?.t()?)?; // (1, R+2N)
-            let dt = xdbl.narrow(1, 0, r)?;
-            let bm = xdbl.narrow(1, r, n)?; // (1, N)
-            let cm = xdbl.narrow(1, r + n, n)?;
-            let delta = softplus(
-                &dt.matmul(&w("dt_proj.weight")?.t()?)?
-                    .broadcast_add(&w("dt_proj.bias")?)?,
-            )?; // (1, Di)
-            let da = delta
-                .unsqueeze(2)?
-                .broadcast_mul(&self.a[i].unsqueeze(0)?)?
-                .exp()?;
-            let dbx = (&delta * &xc)?
-                .unsqueeze(2)?
-                .broadcast_mul(&bm.unsqueeze(1)?)?; // (1, Di, N)
-            let s = ((&layers.ssm[i] * da)? + dbx)?;
-            let y = s.broadcast_mul(&cm.unsqueeze(1)?)?.sum(2)?; // (1, Di)
-            let y = (y + xc.broadcast_mul(&w("D")?)?)?;
-            let y = (y * z.silu()?)?;
-            layers.ssm[i] = s;
-            h = (h + lin(&y, "out_proj")?)?;
+        let mut h = w.embedding.index_select(&id, 0)?; // (1, D)
+        for (i, block) in w.layers.iter().enumerate() {
+            let normed = rms_norm(&h, block.norm(), c.norm_eps)?;
+            let (conv, ssm) = (&mut layers.conv[i], &mut layers.ssm[i]);
+            h = (h + block.step(c, &self.a[i], &normed, conv, ssm)?)?;
         }
-        let normed = rms_norm(&h, &self.p("backbone.norm_f.weight")?, c.norm_eps)?;
-        let head = if c.tie_embeddings {
-            emb
-        } else {
-            self.p("lm_head.weight")?
-        };
-        Ok(normed.matmul(&head.t()?)?.flatten_all()?.to_vec1::<f32>()?)
+        let normed = rms_norm(&h, &w.norm_f, c.norm_eps)?;
+        Ok(normed
+            .matmul(&w.head().t()?)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     }
-}
-
-fn model_param(model: &TrainMamba, name: &str) -> Result<Tensor> {
-    model
-        .param(name)
-        .map(|v| v.as_tensor().clone())
-        .ok_or_else(|| LmError::Input(format!("no parameter `{name}`")))
 }
 
 impl CausalLm for MambaDeviceLm {

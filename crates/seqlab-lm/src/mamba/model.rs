@@ -20,23 +20,17 @@
 //! `selective_state_update`) and [`MambaLm::score_block`] (a short block: batched dense
 //! parts, recurrences per position, the state after every position — speculative
 //! verification with rollback). The matmuls go through candle's CPU gemm; conv and scan through
-//! `seqlab-ssm`'s rayon kernels.
+//! `seqlab-ssm`'s rayon kernels. The LM is written here once over its list of blocks; each
+//! block's per-layer code is the block's own ([`MambaBlock`]: `cpu_mixer_seq`, `cpu_step`,
+//! `cpu_block`, over the same typed weights that training and the device path use).
 
 use crate::error::{LmError, Result};
+use crate::mamba::block::MambaBlock;
 use crate::mamba::config::MambaConfig;
-use crate::mamba::ops::{
-    channel_to_token_major, columns, columns_to_channel_major, conv_block, linear,
-    linear_as_tensor, linear_block, linear_tensor, rms_norm, scan_block, BlockDims,
-    ScanBlockInputs,
-};
+use crate::mamba::ops::{f32_view, linear_as_tensor, linear_tensor, rms_norm};
 use crate::mamba::state::MambaState;
-use crate::mamba::weights::{LayerWeights, MambaWeights};
+use crate::mamba::weights::MambaWeights;
 use candle_core::{Device, Tensor};
-use seqlab_ssm::{
-    causal_conv1d_final_state, causal_conv1d_fwd, causal_conv1d_update, selective_scan_fwd,
-    selective_state_update, AMatrix, BcMatrix, Conv1dArgs, Conv1dDims, ScanArgs, ScanConfig,
-    ScanDims, StepArgs, StepDims,
-};
 use std::path::Path;
 
 /// Which logits a parallel pass computes (the lm_head is the largest matmul of a small model).
@@ -65,6 +59,8 @@ pub struct MambaOutput {
 pub struct MambaLm {
     cfg: MambaConfig,
     w: MambaWeights,
+    /// Per block, A = −exp(A_log) in f32 ([`MambaBlock::a_f32`]), computed once.
+    a: Vec<Vec<f32>>,
 }
 
 impl MambaLm {
@@ -79,12 +75,18 @@ impl MambaLm {
         }
         let cfg = MambaConfig::from_file(&dir.join("config.json"))?;
         let w = MambaWeights::load(dir, &cfg)?;
-        Ok(Self { cfg, w })
+        Self::from_parts(cfg, w)
     }
 
-    /// A model from already loaded parts (the caller guarantees the shapes match `cfg`).
-    pub fn from_parts(cfg: MambaConfig, w: MambaWeights) -> Self {
-        Self { cfg, w }
+    /// A model from already loaded parts (the caller guarantees the shapes match `cfg`); an
+    /// error when a weight is not a contiguous f32 tensor on the CPU.
+    pub fn from_parts(cfg: MambaConfig, w: MambaWeights) -> Result<Self> {
+        let a = w
+            .layers
+            .iter()
+            .map(MambaBlock::a_f32)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { cfg, w, a })
     }
 
     /// The configuration.
@@ -145,12 +147,12 @@ impl MambaLm {
         let d = self.cfg.d_model;
         let mut h = self.embed(tokens)?;
         let mut hs = hidden.then(Vec::new);
-        for (i, lw) in self.w.layers.iter().enumerate() {
-            let normed = rms_norm(&h, &lw.norm, self.cfg.norm_eps);
+        for (i, block) in self.w.layers.iter().enumerate() {
+            let normed = rms_norm(&h, &f32_view(block.norm())?, self.cfg.norm_eps);
             let st = state
                 .as_deref_mut()
                 .map(|s| (&mut s.conv[i], &mut s.ssm[i]));
-            let out = self.mixer_seq(lw, &normed, batch, len, st)?;
+            let out = block.cpu_mixer_seq(&self.cfg, &self.a[i], &normed, batch, len, st)?;
             for (h, o) in h.iter_mut().zip(&out) {
                 *h += o;
             }
@@ -161,7 +163,7 @@ impl MambaLm {
         if let Some(s) = state {
             s.seqlen += len;
         }
-        let normed = rms_norm(&h, &self.w.norm_f, self.cfg.norm_eps);
+        let normed = rms_norm(&h, &f32_view(&self.w.norm_f)?, self.cfg.norm_eps);
         let logits = match logits {
             LogitsMode::Skip => None,
             LogitsMode::All => Some(self.lm_head(&normed, batch * len)?.reshape((
@@ -219,46 +221,17 @@ impl MambaLm {
         }
         self.check_ids(tokens)?;
         let c = &self.cfg;
-        let (di, n, r, k) = (c.d_inner, c.d_state, c.dt_rank, c.d_conv);
-        let xw = c.x_proj_dim();
         let mut h = self.embed(tokens)?;
-        for (i, lw) in self.w.layers.iter().enumerate() {
-            let normed = rms_norm(&h, &lw.norm, c.norm_eps);
-            let xz = linear(&normed, batch, &lw.in_proj, lw.in_proj_bias.as_deref())?;
-            let x = columns(&xz, 2 * di, 0, di);
-            let z = columns(&xz, 2 * di, di, di);
-            let dims = Conv1dDims {
-                batch,
-                dim: di,
-                len: 1,
-                width: k,
-            };
-            let xc = causal_conv1d_update(
-                dims,
-                &x,
-                &mut state.conv[i],
-                &lw.conv_weight,
-                lw.conv_bias.as_deref(),
-                true,
-            )?;
-            let xdbl = linear(&xc, batch, &lw.x_proj, None)?;
-            let dt = columns(&xdbl, xw, 0, r);
-            let bm = columns(&xdbl, xw, r, n);
-            let cm = columns(&xdbl, xw, r + n, n);
-            let delta = linear(&dt, batch, &lw.dt_proj, None)?;
-            let args = StepArgs::new(StepDims::mamba1(batch, di, n), &xc, &delta, &lw.a, &bm, &cm)
-                .with_d(&lw.d)
-                .with_z(&z)
-                .with_dt_bias(&lw.dt_bias)
-                .with_dt_softplus(true);
-            let y = selective_state_update(&mut state.ssm[i], &args)?;
-            let out = linear(&y, batch, &lw.out_proj, lw.out_proj_bias.as_deref())?;
+        for (i, block) in self.w.layers.iter().enumerate() {
+            let normed = rms_norm(&h, &f32_view(block.norm())?, c.norm_eps);
+            let (conv, ssm) = (&mut state.conv[i], &mut state.ssm[i]);
+            let out = block.cpu_step(c, &self.a[i], &normed, batch, conv, ssm)?;
             for (h, o) in h.iter_mut().zip(&out) {
                 *h += o;
             }
         }
         state.seqlen += 1;
-        let normed = rms_norm(&h, &self.w.norm_f, c.norm_eps);
+        let normed = rms_norm(&h, &f32_view(&self.w.norm_f)?, c.norm_eps);
         self.lm_head(&normed, batch)
     }
 
@@ -270,9 +243,9 @@ impl MambaLm {
     /// Every dense part — RMSNorm, in/x/dt/out projections, lm_head — runs once over all
     /// batch·len rows (matrix-matrix products instead of a matrix-vector product per token:
     /// where a loop of steps spends its time); only the O(len·E·D·(K + N)) recurrences run
-    /// position by position ([`conv_block`], [`scan_block`]: the step kernels' arithmetic,
-    /// `h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t, y_t = C_t h_t + D x_t`), copying each layer's
-    /// conv window and SSM state after each position. The logits match [`MambaLm::step`] up to
+    /// position by position ([`seqlab_ssm::conv_block`], [`seqlab_ssm::scan_block`]: the step
+    /// kernels' arithmetic, `h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_t, y_t = C_t h_t + D x_t`),
+    /// copying each layer's conv window and SSM state after each position. The logits match [`MambaLm::step`] up to
     /// the gemm's summation order. An error (never a panic) for a state of another shape or
     /// `tokens` that do not split into `state.batch` equal rows.
     pub fn score_block(
@@ -284,8 +257,7 @@ impl MambaLm {
         self.check_state(state, batch)?;
         let len = self.check_tokens(tokens, batch)?;
         let c = &self.cfg;
-        let (di, n, r, k) = (c.d_inner, c.d_state, c.dt_rank, c.d_conv);
-        let xw = c.x_proj_dim();
+        let (di, n, k) = (c.d_inner, c.d_state, c.d_conv);
         let rows = batch * len;
         let start = state.seqlen;
         let mut states: Vec<MambaState> = (1..=len)
@@ -295,144 +267,29 @@ impl MambaLm {
             })
             .collect();
         let mut h = self.embed(tokens)?;
-        for (i, lw) in self.w.layers.iter().enumerate() {
-            let normed = rms_norm(&h, &lw.norm, c.norm_eps);
-            let xz = linear_block(&normed, rows, &lw.in_proj, lw.in_proj_bias.as_deref())?;
-            let dims = BlockDims {
-                batch,
-                len,
-                dim: di,
-            };
-            let (xc, windows) = conv_block(
-                dims,
-                &xz,
-                2 * di,
-                &mut state.conv[i],
-                &lw.conv_weight,
-                lw.conv_bias.as_deref(),
-            );
-            let xdbl = linear_block(&xc, rows, &lw.x_proj, None)?;
-            let dt = columns(&xdbl, xw, 0, r);
-            let delta = linear_block(&dt, rows, &lw.dt_proj, None)?;
-            let inputs = ScanBlockInputs {
-                x: &xc,
-                delta: &delta,
-                xdbl: &xdbl,
-                dt_rank: r,
-                xz: &xz,
-                a: &lw.a,
-                d: &lw.d,
-                dt_bias: &lw.dt_bias,
-            };
-            let (y, hs) = scan_block(dims, &inputs, &mut state.ssm[i]);
+        for (i, block) in self.w.layers.iter().enumerate() {
+            let normed = rms_norm(&h, &f32_view(block.norm())?, c.norm_eps);
+            let (conv, ssm) = (&mut state.conv[i], &mut state.ssm[i]);
+            let (out, windows, hs) =
+                block.cpu_block(c, &self.a[i], &normed, batch, len, conv, ssm)?;
             let (cw, sw) = (batch * di * k, batch * di * n);
             for (t, st) in states.iter_mut().enumerate() {
                 st.conv[i].copy_from_slice(&windows[t * cw..][..cw]);
                 st.ssm[i].copy_from_slice(&hs[t * sw..][..sw]);
             }
-            let out = linear_block(&y, rows, &lw.out_proj, lw.out_proj_bias.as_deref())?;
             for (h, o) in h.iter_mut().zip(&out) {
                 *h += o;
             }
         }
         state.seqlen += len;
-        let normed = rms_norm(&h, &self.w.norm_f, c.norm_eps);
-        let w = self.w.lm_head.as_ref().unwrap_or(&self.w.embedding);
+        let normed = rms_norm(&h, &f32_view(&self.w.norm_f)?, c.norm_eps);
         let logits = if rows < 2 {
             self.lm_head(&normed, rows)?
         } else {
-            linear_tensor(&normed, rows, w, None)?
+            linear_tensor(&normed, rows, self.w.head(), None)?
         };
         let logits = logits.reshape((batch, len, c.vocab_size))?;
         Ok((logits, states))
-    }
-
-    /// The mixer over whole sequences: `normed` (batch, len, D) → (batch, len, D). With a state,
-    /// conv and scan start from it and it is replaced by the state after the last position.
-    fn mixer_seq(
-        &self,
-        lw: &LayerWeights,
-        normed: &[f32],
-        batch: usize,
-        len: usize,
-        state: Option<(&mut Vec<f32>, &mut Vec<f32>)>,
-    ) -> Result<Vec<f32>> {
-        let c = &self.cfg;
-        let (di, n, r, k) = (c.d_inner, c.d_state, c.dt_rank, c.d_conv);
-        let rows = batch * len;
-        let xw = c.x_proj_dim();
-        let xz = linear(normed, rows, &lw.in_proj, lw.in_proj_bias.as_deref())?;
-        let x = columns_to_channel_major(&xz, batch, len, 2 * di, 0, di);
-        let z = columns_to_channel_major(&xz, batch, len, 2 * di, di, di);
-        drop(xz);
-
-        // Conv initial state: the last K−1 of the K stored inputs.
-        let conv_init: Option<Vec<f32>> = state.as_ref().map(|(cs, _)| {
-            cs.chunks_exact(k)
-                .flat_map(|row| row[1..].iter().copied())
-                .collect()
-        });
-        let dims = Conv1dDims {
-            batch,
-            dim: di,
-            len,
-            width: k,
-        };
-        let mut conv = Conv1dArgs::new(dims, &x, &lw.conv_weight).with_silu(true);
-        if let Some(b) = lw.conv_bias.as_deref() {
-            conv = conv.with_bias(b);
-        }
-        if let Some(init) = conv_init.as_deref() {
-            conv = conv.with_initial_state(init);
-        }
-        let xc = causal_conv1d_fwd(&conv)?;
-        let new_conv = match state {
-            Some(_) => Some(causal_conv1d_final_state(&conv, k)?),
-            None => None,
-        };
-
-        let xc_t = channel_to_token_major(&xc, batch, di, len);
-        let xdbl = linear(&xc_t, rows, &lw.x_proj, None)?;
-        drop(xc_t);
-        let dt = columns(&xdbl, xw, 0, r);
-        let delta_t = linear(&dt, rows, &lw.dt_proj, None)?;
-        let delta = channel_to_token_major_inv(&delta_t, batch, len, di);
-        let bm = columns_to_channel_major(&xdbl, batch, len, xw, r, n);
-        let cm = columns_to_channel_major(&xdbl, batch, len, xw, r + n, n);
-
-        let sdims = ScanDims {
-            batch,
-            dim: di,
-            len,
-            dstate: n,
-        };
-        let mut scan = ScanArgs::new(
-            sdims,
-            &xc,
-            &delta,
-            AMatrix::Real(&lw.a),
-            BcMatrix::Var(&bm),
-            BcMatrix::Var(&cm),
-        )
-        .with_d(&lw.d)
-        .with_z(&z)
-        .with_delta_bias(&lw.dt_bias);
-        let ssm_init = state.as_ref().map(|(_, s)| s.as_slice());
-        if let Some(s) = ssm_init {
-            scan = scan.with_initial_state(s);
-        }
-        let cfg = ScanConfig {
-            delta_softplus: true,
-            chunk_len: len.max(1),
-            return_last_state: state.is_some(),
-        };
-        let out = selective_scan_fwd(&scan, &cfg)?;
-        if let (Some((cs, ss)), Some(new_conv)) = (state, new_conv) {
-            *cs = new_conv;
-            *ss = out.last_state.expect("return_last_state was set");
-        }
-        let y = channel_to_token_major(&out.out, batch, di, len);
-        linear(&y, rows, &lw.out_proj, lw.out_proj_bias.as_deref())
     }
 
     /// Embedding rows of `ids` (already range-checked), (ids.len(), D).
@@ -448,8 +305,7 @@ impl MambaLm {
 
     /// `x Eᵀ` (tied) or `x W_headᵀ`: (rows, vocab).
     fn lm_head(&self, x: &[f32], rows: usize) -> Result<Tensor> {
-        let w = self.w.lm_head.as_ref().unwrap_or(&self.w.embedding);
-        linear_as_tensor(x, rows, w, None)
+        linear_as_tensor(x, rows, self.w.head(), None)
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
@@ -462,14 +318,9 @@ impl MambaLm {
 
     /// Checks a (batch, len) id array and returns len.
     fn check_tokens(&self, tokens: &[u32], batch: usize) -> Result<usize> {
-        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(LmError::Input(format!(
-                "{} tokens do not form a non-empty batch of {batch} equal-length rows",
-                tokens.len()
-            )));
-        }
+        let len = seqlab_tensor::batch_rows(tokens.len(), batch)?;
         self.check_ids(tokens)?;
-        Ok(tokens.len() / batch)
+        Ok(len)
     }
 
     fn check_state(&self, s: &MambaState, batch: usize) -> Result<()> {
@@ -508,9 +359,4 @@ fn single_thread_pool() -> &'static rayon::ThreadPool {
             .build()
             .expect("a one-thread pool can be built")
     })
-}
-
-/// (batch, len, dim) → (batch, dim, len).
-fn channel_to_token_major_inv(src: &[f32], batch: usize, len: usize, dim: usize) -> Vec<f32> {
-    columns_to_channel_major(src, batch, len, dim, 0, dim)
 }

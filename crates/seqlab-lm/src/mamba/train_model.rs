@@ -3,9 +3,12 @@
 //! Parameters are [`Var`]s named exactly as the Hugging Face layout
 //! ([`expected_specs`](crate::mamba::weights::expected_specs)), so a trained model saved with
 //! [`TrainMamba::save`] loads unchanged with [`MambaLm::load`](crate::MambaLm::load).
-//! The forward pass is the one of [`crate::mamba::model`]: RMSNorm and projections as candle ops,
-//! the depthwise causal conv1d as a sum of K shifted, masked, per-channel scaled copies of the
-//! input (`p_t = b + Σ_k w_k · x_{t−(K−1)+k} · [same document]`), and the selective scan through
+//! The typed [`MambaWeights`] are built once from the `Var` tensors (they share storage, so an
+//! optimizer step is seen by the next forward), and the forward runs each block's tensor-op
+//! mixer ([`MambaBlock::mixer`](crate::mamba::block::MambaBlock::mixer), the one definition in
+//! mamba1.rs): RMSNorm and projections as candle ops, the depthwise causal conv1d as a sum of K
+//! shifted, masked, per-channel scaled copies of the input
+//! (`p_t = b + Σ_k w_k · x_{t−(K−1)+k} · [same document]`), and the selective scan through
 //! `seqlab_ssm`'s custom op (with its backward). Packed rows pass per-position document ids
 //! (`seq_idx`): neither the conv nor the scan state crosses a document boundary.
 //!
@@ -17,11 +20,12 @@
 
 use crate::error::{LmError, Result};
 use crate::mamba::config::{MambaConfig, MambaLayout};
-use crate::mamba::weights::{embedding_name, expected_specs, layer_prefix};
+use crate::mamba::mamba1::{conv_masks, no_block};
+use crate::mamba::weights::{embedding_name, expected_specs, MambaWeights, LM_HEAD};
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use seqlab_ssm::{selective_scan_tensor, ScanConfig, ScanTensors};
+use seqlab_tensor::rms_norm;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -97,13 +101,15 @@ pub fn decays(name: &str) -> bool {
         || name.ends_with(".bias"))
 }
 
-/// A trainable Mamba LM: a config and its named parameters.
+/// A trainable Mamba LM: a config, its named parameters, and the typed weights over them.
 #[derive(Debug, Clone)]
 pub struct TrainMamba {
     cfg: MambaConfig,
     /// Parameters in [`expected_specs`] order.
     params: Vec<(String, Var)>,
     index: HashMap<String, usize>,
+    /// The same tensors as `params`, typed (built once).
+    weights: MambaWeights,
     /// Scan chunk length (memory of the saved states vs recomputation).
     pub scan_chunk: usize,
 }
@@ -123,7 +129,7 @@ impl TrainMamba {
         for spec in expected_specs(cfg) {
             let n = spec.elem_count();
             let name = spec.name.as_str();
-            let data: Vec<f64> = if name == embedding_name(cfg.layout) || name == "lm_head.weight" {
+            let data: Vec<f64> = if name == embedding_name(cfg.layout) || name == LM_HEAD {
                 (0..n).map(|_| 0.02 * normal(&mut rng)).collect()
             } else if name.contains("norm") || name.ends_with(".D") {
                 vec![1.0; n]
@@ -186,12 +192,18 @@ impl TrainMamba {
             index.insert(spec.name.clone(), params.len());
             params.push((spec.name, Var::from_tensor(&v)?));
         }
+        let mut shared: HashMap<String, Tensor> = params
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect();
+        let weights = MambaWeights::from_tensors(&mut shared, cfg)?;
         let mut cfg = cfg.clone();
         cfg.layout = MambaLayout::Hf;
         Ok(Self {
             cfg,
             params,
             index,
+            weights,
             scan_chunk: 256,
         })
     }
@@ -259,33 +271,27 @@ impl TrainMamba {
         self.index.get(name).map(|&i| &self.params[i].1)
     }
 
-    fn p(&self, name: &str) -> Result<&Tensor> {
-        self.param(name)
-            .map(Var::as_tensor)
-            .ok_or_else(|| LmError::Input(format!("no parameter `{name}`")))
+    /// The typed weights (the parameters' tensors, shared).
+    pub fn weights(&self) -> &MambaWeights {
+        &self.weights
     }
 
     /// Logits (batch, len, vocab) of `tokens` (batch·len ids, row-major). `seq_idx` (batch·len
     /// document ids, optional) resets conv and scan state where the id changes along a row.
     pub fn forward(&self, tokens: &[u32], batch: usize, seq_idx: Option<&[i32]>) -> Result<Tensor> {
         let c = &self.cfg;
-        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(LmError::Input(format!(
-                "{} tokens do not form a batch of {batch} equal rows",
-                tokens.len()
-            )));
-        }
+        let w = &self.weights;
+        let len = seqlab_tensor::batch_rows(tokens.len(), batch)?;
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= c.vocab_size) {
             return Err(LmError::TokenOutOfRange {
                 id,
                 vocab: c.vocab_size,
             });
         }
-        let len = tokens.len() / batch;
         if seq_idx.is_some_and(|s| s.len() != tokens.len()) {
             return Err(LmError::Input("seq_idx must have one id per token".into()));
         }
-        let emb = self.p(embedding_name(c.layout))?;
+        let emb = &w.embedding;
         let dtype = emb.dtype();
         let ids = Tensor::from_slice(tokens, tokens.len(), emb.device())?;
         let mut h = emb.index_select(&ids, 0)?; // (B·L, D)
@@ -293,20 +299,22 @@ impl TrainMamba {
             Some(s) => Some(conv_masks(s, batch, len, c.d_conv, dtype, emb.device())?),
             None => None,
         };
-        for i in 0..c.n_layer {
-            let p = layer_prefix(i);
-            let normed = rms_norm(&h, self.p(&format!("{p}.norm.weight"))?, c.norm_eps)?;
-            let out = self.mixer(&p, &normed, batch, len, seq_idx, masks.as_deref())?;
+        for block in &w.layers {
+            let normed = rms_norm(&h, block.norm(), c.norm_eps)?;
+            let out = block.mixer(
+                c,
+                &normed,
+                batch,
+                len,
+                seq_idx,
+                masks.as_deref(),
+                self.scan_chunk,
+            )?;
             h = (h + out)?;
         }
-        let normed = rms_norm(&h, self.p("backbone.norm_f.weight")?, c.norm_eps)?;
-        let head = if c.tie_embeddings {
-            emb
-        } else {
-            self.p("lm_head.weight")?
-        };
+        let normed = rms_norm(&h, &w.norm_f, c.norm_eps)?;
         Ok(normed
-            .matmul(&head.t()?)?
+            .matmul(&w.head().t()?)?
             .reshape((batch, len, c.vocab_size))?)
     }
 
@@ -320,146 +328,13 @@ impl TrainMamba {
         batch: usize,
         len: usize,
     ) -> Result<Tensor> {
-        if layer >= self.cfg.n_layer {
-            return Err(LmError::Input(format!(
-                "no block {layer} in a {}-block Mamba",
-                self.cfg.n_layer
-            )));
-        }
-        self.mixer(&layer_prefix(layer), normed, batch, len, None, None)
+        let block = self
+            .weights
+            .layers
+            .get(layer)
+            .ok_or_else(|| no_block(layer, self.cfg.n_layer))?;
+        block.mixer(&self.cfg, normed, batch, len, None, None, self.scan_chunk)
     }
-
-    fn mixer(
-        &self,
-        p: &str,
-        normed: &Tensor,
-        batch: usize,
-        len: usize,
-        seq_idx: Option<&[i32]>,
-        masks: Option<&[Tensor]>,
-    ) -> Result<Tensor> {
-        let c = &self.cfg;
-        let (di, n, r, k) = (c.d_inner, c.d_state, c.dt_rank, c.d_conv);
-        let w = |s: &str| self.p(&format!("{p}.mixer.{s}"));
-        let lin = |x: &Tensor, name: &str| -> Result<Tensor> {
-            let y = x.matmul(&w(&format!("{name}.weight"))?.t()?)?;
-            Ok(if c.proj_bias {
-                y.broadcast_add(w(&format!("{name}.bias"))?)?
-            } else {
-                y
-            })
-        };
-        let xz = lin(normed, "in_proj")?.reshape((batch, len, 2 * di))?;
-        let x = xz.narrow(2, 0, di)?.transpose(1, 2)?.contiguous()?; // (B, Di, L)
-        let z = xz.narrow(2, di, di)?.transpose(1, 2)?.contiguous()?;
-
-        // Depthwise causal conv: Σ_k w[:, k] · x shifted right by K−1−k (zeros / other documents
-        // masked out).
-        let cw = w("conv1d.weight")?.reshape((di, k))?;
-        let mut acc: Option<Tensor> = None;
-        for kk in 0..k {
-            let shift = k - 1 - kk;
-            if shift >= len {
-                continue;
-            }
-            let xs = if shift == 0 {
-                x.clone()
-            } else {
-                let zeros = Tensor::zeros((batch, di, shift), x.dtype(), x.device())?;
-                Tensor::cat(&[&zeros, &x.narrow(2, 0, len - shift)?], 2)?
-            };
-            let xs = match masks {
-                Some(m) if shift > 0 => xs.broadcast_mul(&m[shift])?,
-                _ => xs,
-            };
-            let wk = cw.narrow(1, kk, 1)?.reshape((1, di, 1))?;
-            let term = xs.broadcast_mul(&wk)?;
-            acc = Some(match acc {
-                Some(a) => (a + term)?,
-                None => term,
-            });
-        }
-        let mut pre = acc.expect("shift 0 always contributes");
-        if c.conv_bias {
-            pre = pre.broadcast_add(&w("conv1d.bias")?.reshape((1, di, 1))?)?;
-        }
-        let xc = candle_core::Tensor::silu(&pre)?; // (B, Di, L)
-
-        let xc_t = xc
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((batch * len, di))?;
-        // (B·L, R+2N)
-        let xdbl = xc_t.matmul(&w("x_proj.weight")?.t()?)?;
-        // Contiguous: candle's CUDA matmul (cuBLAS) rejects a row stride wider than the row.
-        let dt = xdbl.narrow(1, 0, r)?.contiguous()?;
-        let bc = |off: usize| -> Result<Tensor> {
-            Ok(xdbl
-                .narrow(1, off, n)?
-                .reshape((batch, len, n))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let (bm, cm) = (bc(r)?, bc(r + n)?);
-        let delta = dt
-            .matmul(&w("dt_proj.weight")?.t()?)?
-            .reshape((batch, len, di))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let a = w("A_log")?.exp()?.neg()?;
-        let d = w("D")?;
-        let dt_bias = w("dt_proj.bias")?;
-        let mut args = ScanTensors::new(&xc, &delta, &a, &bm, &cm)
-            .with_d(d)
-            .with_z(&z)
-            .with_delta_bias(dt_bias);
-        if let Some(s) = seq_idx {
-            args = args.with_seq_idx(s);
-        }
-        let cfg = ScanConfig {
-            delta_softplus: true,
-            chunk_len: self.scan_chunk.max(1),
-            return_last_state: false,
-        };
-        let (y, _) = selective_scan_tensor(&args, &cfg)?;
-        let y = y
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((batch * len, di))?;
-        lin(&y, "out_proj")
-    }
-}
-
-/// `masks[s]` (batch, 1, len): 1 where the input `s` positions back is in the same document.
-fn conv_masks(
-    seq: &[i32],
-    batch: usize,
-    len: usize,
-    k: usize,
-    dtype: DType,
-    device: &Device,
-) -> Result<Vec<Tensor>> {
-    let mut out = Vec::with_capacity(k);
-    for shift in 0..k {
-        let mut m = vec![0f32; batch * len];
-        for b in 0..batch {
-            let row = &seq[b * len..][..len];
-            for t in 0..len {
-                // Positions before 0 are zero padding anyway.
-                let same = t < shift || (t - shift..t).all(|q| row[q] == row[t]);
-                m[b * len + t] = if same { 1.0 } else { 0.0 };
-            }
-        }
-        out.push(Tensor::from_vec(m, (batch, 1, len), device)?.to_dtype(dtype)?);
-    }
-    Ok(out)
-}
-
-/// RMSNorm over the last dimension: `x / √(mean(x²) + ε) · w`.
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let inv = (ms + eps)?.sqrt()?.recip()?;
-    Ok(x.broadcast_mul(&inv)?.broadcast_mul(w)?)
 }
 
 /// A standard normal draw (Box–Muller, f64).

@@ -22,6 +22,7 @@
 //! names the shard of each tensor. Half-precision checkpoints are converted to f32 on load.
 
 use crate::error::{LmError, Result};
+use crate::mamba::block::MambaBlock;
 use crate::mamba::config::{MambaConfig, MambaLayout};
 use candle_core::{DType, Device, Tensor};
 use seqlab_tensor::{load_checked_with, CheckOptions, TensorSpec};
@@ -32,6 +33,11 @@ use std::path::{Path, PathBuf};
 pub const SINGLE_FILE: &str = "model.safetensors";
 /// Sharded checkpoint index name.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+/// Name of the final RMSNorm weight.
+pub const NORM_F: &str = "backbone.norm_f.weight";
+/// Name of the untied lm_head.
+pub const LM_HEAD: &str = "lm_head.weight";
 
 /// Name of the embedding matrix in `layout`.
 pub fn embedding_name(layout: MambaLayout) -> &'static str {
@@ -46,42 +52,18 @@ pub fn layer_prefix(i: usize) -> String {
     format!("backbone.layers.{i}")
 }
 
-/// Every tensor a checkpoint for `cfg` must hold, in load order.
+/// Every tensor a checkpoint for `cfg` must hold, in load order (each block's from
+/// [`MambaBlock::specs`]).
 pub fn expected_specs(cfg: &MambaConfig) -> Vec<TensorSpec> {
     let f = |name: String, shape: Vec<usize>| TensorSpec::new(name, shape, DType::F32);
-    let (v, d, di, n, k, r) = (
-        cfg.vocab_size,
-        cfg.d_model,
-        cfg.d_inner,
-        cfg.d_state,
-        cfg.d_conv,
-        cfg.dt_rank,
-    );
+    let (v, d) = (cfg.vocab_size, cfg.d_model);
     let mut out = vec![f(embedding_name(cfg.layout).into(), vec![v, d])];
     for i in 0..cfg.n_layer {
-        let p = layer_prefix(i);
-        out.push(f(format!("{p}.norm.weight"), vec![d]));
-        out.push(f(format!("{p}.mixer.in_proj.weight"), vec![2 * di, d]));
-        if cfg.proj_bias {
-            out.push(f(format!("{p}.mixer.in_proj.bias"), vec![2 * di]));
-        }
-        out.push(f(format!("{p}.mixer.conv1d.weight"), vec![di, 1, k]));
-        if cfg.conv_bias {
-            out.push(f(format!("{p}.mixer.conv1d.bias"), vec![di]));
-        }
-        out.push(f(format!("{p}.mixer.x_proj.weight"), vec![r + 2 * n, di]));
-        out.push(f(format!("{p}.mixer.dt_proj.weight"), vec![di, r]));
-        out.push(f(format!("{p}.mixer.dt_proj.bias"), vec![di]));
-        out.push(f(format!("{p}.mixer.out_proj.weight"), vec![d, di]));
-        if cfg.proj_bias {
-            out.push(f(format!("{p}.mixer.out_proj.bias"), vec![d]));
-        }
-        out.push(f(format!("{p}.mixer.A_log"), vec![di, n]));
-        out.push(f(format!("{p}.mixer.D"), vec![di]));
+        out.extend(MambaBlock::specs(cfg, &layer_prefix(i)));
     }
-    out.push(f("backbone.norm_f.weight".into(), vec![d]));
+    out.push(f(NORM_F.into(), vec![d]));
     if !cfg.tie_embeddings {
-        out.push(f("lm_head.weight".into(), vec![v, d]));
+        out.push(f(LM_HEAD.into(), vec![v, d]));
     }
     out
 }
@@ -170,45 +152,16 @@ fn shard_map(index: &Path, specs: &[TensorSpec]) -> Result<BTreeMap<PathBuf, Vec
     Ok(shards)
 }
 
-/// One Mamba block's parameters, ready for the CPU kernels: matrices as candle tensors (for the
-/// matmuls), per-channel vectors as plain f32 arrays.
-#[derive(Debug, Clone)]
-pub struct LayerWeights {
-    /// RMSNorm weight (D).
-    pub norm: Vec<f32>,
-    /// in_proj (2·Di, D).
-    pub in_proj: Tensor,
-    /// in_proj bias (2·Di).
-    pub in_proj_bias: Option<Vec<f32>>,
-    /// conv1d weight (Di, K).
-    pub conv_weight: Vec<f32>,
-    /// conv1d bias (Di).
-    pub conv_bias: Option<Vec<f32>>,
-    /// x_proj (R + 2N, Di).
-    pub x_proj: Tensor,
-    /// dt_proj weight (Di, R); its bias is the scan's δ bias.
-    pub dt_proj: Tensor,
-    /// dt_proj bias (Di), added before the softplus.
-    pub dt_bias: Vec<f32>,
-    /// out_proj (D, Di).
-    pub out_proj: Tensor,
-    /// out_proj bias (D).
-    pub out_proj_bias: Option<Vec<f32>>,
-    /// A = −exp(A_log) (Di, N).
-    pub a: Vec<f32>,
-    /// D skip (Di).
-    pub d: Vec<f32>,
-}
-
-/// All parameters of a Mamba LM.
+/// All parameters of a Mamba LM, typed and built once (from a checkpoint, or from the `Var`s
+/// of [`TrainMamba`](crate::TrainMamba)): every path runs over these.
 #[derive(Debug, Clone)]
 pub struct MambaWeights {
     /// Embedding (V, D).
     pub embedding: Tensor,
     /// The blocks.
-    pub layers: Vec<LayerWeights>,
+    pub layers: Vec<MambaBlock>,
     /// Final RMSNorm weight (D).
-    pub norm_f: Vec<f32>,
+    pub norm_f: Tensor,
     /// Untied lm_head (V, D); `None` when tied to the embedding.
     pub lm_head: Option<Tensor>,
 }
@@ -221,51 +174,22 @@ impl MambaWeights {
         Self::from_tensors(&mut t, cfg)
     }
 
-    /// Builds the weights from tensors named as in [`expected_specs`] (already shape-checked).
+    /// Builds the weights from tensors named as in [`expected_specs`] (already shape-checked),
+    /// taking them out of `t`.
     pub fn from_tensors(t: &mut HashMap<String, Tensor>, cfg: &MambaConfig) -> Result<Self> {
         let mut take = |name: &str| -> Result<Tensor> {
             t.remove(name)
                 .ok_or_else(|| LmError::Input(format!("tensor `{name}` was not loaded")))
         };
-        let vec = |x: Tensor| -> Result<Vec<f32>> { Ok(x.flatten_all()?.to_vec1::<f32>()?) };
         let embedding = take(embedding_name(cfg.layout))?;
-        let mut layers = Vec::with_capacity(cfg.n_layer);
-        for i in 0..cfg.n_layer {
-            let p = format!("{}.mixer", layer_prefix(i));
-            let a_log = vec(take(&format!("{p}.A_log"))?)?;
-            layers.push(LayerWeights {
-                norm: vec(take(&format!("{}.norm.weight", layer_prefix(i)))?)?,
-                in_proj: take(&format!("{p}.in_proj.weight"))?,
-                in_proj_bias: if cfg.proj_bias {
-                    Some(vec(take(&format!("{p}.in_proj.bias"))?)?)
-                } else {
-                    None
-                },
-                conv_weight: vec(take(&format!("{p}.conv1d.weight"))?)?,
-                conv_bias: if cfg.conv_bias {
-                    Some(vec(take(&format!("{p}.conv1d.bias"))?)?)
-                } else {
-                    None
-                },
-                x_proj: take(&format!("{p}.x_proj.weight"))?,
-                dt_proj: take(&format!("{p}.dt_proj.weight"))?,
-                dt_bias: vec(take(&format!("{p}.dt_proj.bias"))?)?,
-                out_proj: take(&format!("{p}.out_proj.weight"))?,
-                out_proj_bias: if cfg.proj_bias {
-                    Some(vec(take(&format!("{p}.out_proj.bias"))?)?)
-                } else {
-                    None
-                },
-                // A = −exp(A_log) (docs/ssm.md#initialisation), computed in f32 as the reference.
-                a: a_log.iter().map(|&v| -v.exp()).collect(),
-                d: vec(take(&format!("{p}.D"))?)?,
-            });
-        }
-        let norm_f = vec(take("backbone.norm_f.weight")?)?;
+        let layers = (0..cfg.n_layer)
+            .map(|i| MambaBlock::from_tensors(cfg, &layer_prefix(i), &mut take))
+            .collect::<Result<Vec<_>>>()?;
+        let norm_f = take(NORM_F)?;
         let lm_head = if cfg.tie_embeddings {
             None
         } else {
-            Some(take("lm_head.weight")?)
+            Some(take(LM_HEAD)?)
         };
         Ok(Self {
             embedding,
@@ -273,5 +197,10 @@ impl MambaWeights {
             norm_f,
             lm_head,
         })
+    }
+
+    /// The output projection: the untied lm_head, or the embedding.
+    pub fn head(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embedding)
     }
 }
