@@ -19,7 +19,7 @@
 //! agreement,big_ppl,acceptance_rate,tokens_per_s,fallbacks,rollbacks}]` and `"frontier_png"`.
 
 use anyhow::{bail, Context};
-use seqlab_lm::{load_lm, CausalLm, LoadedLm};
+use seqlab_lm::{load_lm, CausalLm, GenerateConfig, LoadedLm};
 use seqlab_speculative::harness::{self, markdown_table, sweep_grid, sweep_row};
 use seqlab_speculative::{BildConfig, DecodeConfig, Policy, SpecConfig};
 use seqlab_tensor::SamplerConfig;
@@ -224,15 +224,17 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
     }
     let cfg = DecodeConfig {
         policy,
-        max_new_tokens: args.max_new_tokens,
-        sampler,
-        seed: args.seed,
-        stop_ids,
-        vocab_limit: big
-            .tokenizer
-            .as_ref()
-            .map(|t| t.vocab_size())
-            .filter(|&v| v < big.model.vocab_size()),
+        generate: GenerateConfig {
+            max_new_tokens: args.max_new_tokens,
+            sampler,
+            seed: args.seed,
+            stop_ids,
+            vocab_limit: big
+                .tokenizer
+                .as_ref()
+                .map(|t| t.vocab_size())
+                .filter(|&v| v < big.model.vocab_size()),
+        },
     };
     cfg.validate()?;
 
@@ -250,10 +252,10 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
         "policy": policy.name(),
         "max_new_tokens": args.max_new_tokens,
         "sampler": {
-            "greedy": cfg.sampler.greedy,
-            "temperature": cfg.sampler.temperature,
-            "top_k": cfg.sampler.top_k,
-            "top_p": cfg.sampler.top_p,
+            "greedy": cfg.generate.sampler.greedy,
+            "temperature": cfg.generate.sampler.temperature,
+            "top_k": cfg.generate.sampler.top_k,
+            "top_p": cfg.generate.sampler.top_p,
         },
         "seed": args.seed,
         "repeats": args.repeats,
