@@ -1,7 +1,7 @@
-//! The decode loop every policy shares: a row per prompt holds both models' cursors, the
-//! committed tokens, the random stream and the counters; a policy's round (big-only step,
-//! little-only step, [BiLD](crate::bild), [speculative sampling](crate::speculative_sampling))
-//! commits one or more tokens per call.
+//! The decode loop every policy shares: a [row](crate::row) per prompt holds both models'
+//! cursors, the committed tokens, the random stream and the counters; a policy's round (big-only
+//! step, little-only step, [BiLD](crate::bild), [speculative
+//! sampling](crate::speculative_sampling)) commits one or more tokens per call.
 //!
 //! **Batching** ([`decode_batch`]): each prompt is a row with its own two states, random stream
 //! (seed + row index) and draft length; rows accept different numbers of tokens per round, so
@@ -86,7 +86,7 @@ impl DecodeConfig {
     }
 }
 
-/// One round of `cfg.policy` on `row`: one big-model (or little-model) token for the
+/// One round of `policy` on `row`: one big-model (or little-model) token for the
 /// single-model baselines, a whole draft-and-verify round for BiLD and speculative sampling.
 fn round<B: CausalLm, L: CausalLm>(row: &mut Row<'_, B, L>, policy: &Policy) -> Result<()> {
     row.stats.rounds += 1;
