@@ -13,6 +13,7 @@
 //! and prints one JSON object. Without the weights it says how to make them and exits 0.
 
 use seqlab::lm::{LogitsMode, MambaLm};
+use seqlab::tensor::argmax;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,16 +37,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
         .map(|a| {
@@ -60,13 +51,13 @@ fn ids(v: &Value) -> Vec<u32> {
 /// Greedy decode of `new` tokens after `prompt`; returns (tokens, step seconds).
 fn greedy(model: &MambaLm, prompt: &[u32], new: usize) -> Res<(Vec<u32>, f64)> {
     let (logits, mut state) = model.prefill(prompt, 1, LogitsMode::Last)?;
-    let mut next = argmax(&logits.ok_or("no logits")?.flatten_all()?.to_vec1::<f32>()?);
+    let mut next = argmax(&logits.ok_or("no logits")?.flatten_all()?.to_vec1::<f32>()?)?;
     let mut out = vec![next];
     let t0 = Instant::now();
     model.in_decode_context(1, || -> Res<()> {
         for _ in 1..new {
             let l = model.step(&mut state, &[next])?;
-            next = argmax(&l.flatten_all()?.to_vec1::<f32>()?);
+            next = argmax(&l.flatten_all()?.to_vec1::<f32>()?)?;
             out.push(next);
         }
         Ok(())

@@ -137,20 +137,12 @@ mod tests {
     /// 1 s of 8-bit mu-law codes at 16 kHz.
     const DIGIT_MULAW: &[u8] = include_bytes!("../tests/data/digit_seven.mulaw");
 
+    /// Seeded Gaussian white noise of standard deviation `amp`.
     fn white_noise(n: usize, amp: f64, seed: u64) -> Vec<f32> {
-        // Box–Muller over a 64-bit LCG.
-        let mut s = seed;
-        let mut u = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         (0..n)
-            .map(|_| {
-                let (a, b) = (u(), u());
-                (amp * (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()) as f32
-            })
+            .map(|_| (amp * rng.sample::<f64, _>(rand_distr::StandardNormal)) as f32)
             .collect()
     }
 

@@ -21,7 +21,7 @@
 use crate::flag_context::with_flag;
 use crate::sampling_args::SamplingArgs;
 use anyhow::{bail, Context};
-use seqlab_lm::{load_lm, CausalLm, LoadedLm};
+use seqlab_lm::{load_lm, CausalLm, GenerateConfig, LoadedLm};
 use seqlab_speculative::harness::{self, markdown_table, sweep_grid, sweep_row};
 use seqlab_speculative::{BildConfig, DecodeConfig, Policy, SpecConfig};
 use std::path::{Path, PathBuf};
@@ -223,15 +223,17 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
     }
     let cfg = DecodeConfig {
         policy,
-        max_new_tokens: args.max_new_tokens,
-        sampler,
-        seed: args.sampling.seed,
-        stop_ids,
-        vocab_limit: big
-            .tokenizer
-            .as_ref()
-            .map(|t| t.vocab_size())
-            .filter(|&v| v < big.model.vocab_size()),
+        generate: GenerateConfig {
+            max_new_tokens: args.max_new_tokens,
+            sampler,
+            seed: args.sampling.seed,
+            stop_ids,
+            vocab_limit: big
+                .tokenizer
+                .as_ref()
+                .map(|t| t.vocab_size())
+                .filter(|&v| v < big.model.vocab_size()),
+        },
     };
     cfg.validate()?;
 
@@ -249,10 +251,10 @@ pub fn run(args: SpeculateArgs) -> anyhow::Result<()> {
         "policy": policy.name(),
         "max_new_tokens": args.max_new_tokens,
         "sampler": {
-            "greedy": cfg.sampler.greedy,
-            "temperature": cfg.sampler.temperature,
-            "top_k": cfg.sampler.top_k,
-            "top_p": cfg.sampler.top_p,
+            "greedy": cfg.generate.sampler.greedy,
+            "temperature": cfg.generate.sampler.temperature,
+            "top_k": cfg.generate.sampler.top_k,
+            "top_p": cfg.generate.sampler.top_p,
         },
         "seed": args.sampling.seed,
         "repeats": args.repeats,

@@ -2,6 +2,14 @@
 //! directory, so the same file system), flush and `fsync` it, then rename it over the target.
 //! Readers see the old file or the complete new one, never a partial write; a crash leaves at
 //! most a stray `*.tmp` file, never a damaged target.
+//!
+//! Why not `tempfile::NamedTempFile::persist` (checked against tempfile 3.27): it creates the
+//! temporary file with mode `0600` whatever the umask, so every committed checkpoint, tokenizer
+//! or metrics file would become private to its owner (the files written here get the usual
+//! `0666 & !umask`); restoring that takes a Unix-only `Builder::permissions`. `persist` is a
+//! plain rename — the file and directory `fsync`s below would stay ours — and its creation
+//! errors carry tempfile's own "at path <temporary name>" context inside ours. What it would
+//! replace is the rename and the removal on drop, a dozen lines, so the module keeps its own.
 
 use crate::{Action, IoError};
 use std::fs::File;

@@ -14,6 +14,7 @@
 use seqlab_lm::gguf::{load_gguf, GgufTokenizer};
 use seqlab_lm::transformer::TransformerLm;
 use seqlab_lm::CausalLm;
+use seqlab_tensor::argmax;
 use seqlab_tokenizer::Tokenizer;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -41,12 +42,6 @@ const PROMPT: &str =
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-fn argmax(v: &[f32]) -> u32 {
-    (0..v.len())
-        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
-        .unwrap_or(0) as u32
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -71,12 +66,12 @@ fn greedy(lm: &TransformerLm, prompt: &[u32], steps: usize) -> Res<(Vec<u32>, f6
     let t0 = Instant::now();
     let (logits, mut state) = lm.prefill(prompt)?;
     let prefill = t0.elapsed().as_secs_f64();
-    let mut next = argmax(&logits);
+    let mut next = argmax(&logits)?;
     let mut out = vec![next];
     let t1 = Instant::now();
     for _ in 0..steps {
         let logits = lm.step(&mut state, next)?;
-        next = argmax(&logits);
+        next = argmax(&logits)?;
         out.push(next);
     }
     Ok((out, prefill, t1.elapsed().as_secs_f64()))

@@ -10,7 +10,7 @@
 
 use crate::causal_lm::CausalLm;
 use crate::error::{LmError, Result};
-use seqlab_tensor::{Sampler, SamplerConfig};
+use seqlab_tensor::{mask_vocab, Sampler, SamplerConfig};
 use std::time::Instant;
 
 /// How to generate.
@@ -42,8 +42,19 @@ impl Default for GenerateConfig {
     }
 }
 
-/// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl GenerateConfig {
+    /// `max_new_tokens` greedy tokens, seed 0, no stop ids, no vocabulary limit.
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why generation (or speculative decoding, which reuses it) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// `max_new_tokens` were produced.
     MaxTokens,
@@ -100,12 +111,7 @@ pub fn generate<M: CausalLm>(
     let mut stop_reason = StopReason::MaxTokens;
     let mut decode = || -> Result<()> {
         loop {
-            if let Some(limit) = cfg.vocab_limit {
-                logits
-                    .iter_mut()
-                    .skip(limit)
-                    .for_each(|l| *l = f32::NEG_INFINITY);
-            }
+            mask_vocab(&mut logits, cfg.vocab_limit);
             let id = sampler.sample(&logits, &history)?;
             generated.push(id);
             history.push(id);

@@ -28,6 +28,7 @@
 
 use seqlab_lm::gguf::load_gguf;
 use seqlab_lm::CausalLm;
+use seqlab_tensor::argmax;
 use seqlab_tensor::candle_core::{DType, Device};
 use seqlab_tokenizer::Tokenizer;
 use std::collections::HashMap;
@@ -81,12 +82,6 @@ impl Args {
                 .map_err(|_| format!("--{name} {v} is not a number").into()),
         }
     }
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    (0..v.len())
-        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
-        .unwrap_or(0) as u32
 }
 
 fn tokenizer(a: &Args) -> Res<()> {
@@ -145,7 +140,7 @@ fn distill(a: &Args) -> Res<()> {
         }
         let (logits, mut state) = lm.prefill(prompt)?;
         let mut ids = prompt.clone();
-        let mut next = argmax(&logits);
+        let mut next = argmax(&logits)?;
         for i in 0..n_new {
             if Some(next) == eos {
                 break;
@@ -153,7 +148,7 @@ fn distill(a: &Args) -> Res<()> {
             ids.push(next);
             generated += 1;
             if i + 1 < n_new {
-                next = argmax(&lm.step(&mut state, next)?);
+                next = argmax(&lm.step(&mut state, next)?)?;
             }
         }
         let text = tok.decode(&ids)?.replace(['\n', '\r'], " ");

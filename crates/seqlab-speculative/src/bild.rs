@@ -24,11 +24,10 @@
 //! prompt's prefill, so it costs no extra call).
 
 use crate::cursor::{Cursor, MAX_BLOCK};
-use crate::decode::Row;
 use crate::error::{Result, SpecError};
-use crate::speculative_sampling::mask;
+use crate::row::Row;
 use seqlab_lm::CausalLm;
-use seqlab_tensor::{argmax, log_softmax};
+use seqlab_tensor::{argmax, log_softmax, mask_vocab};
 
 /// BiLD's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -58,19 +57,19 @@ impl BildConfig {
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.alpha_fb) {
             return Err(SpecError::Config(format!(
-                "the fallback threshold alpha-fb must be in [0, 1], got {}",
+                "the fallback threshold α_FB (`alpha_fb`) must be in [0, 1], got {}",
                 self.alpha_fb
             )));
         }
         if !(self.alpha_rb >= 0.0 && self.alpha_rb.is_finite()) {
             return Err(SpecError::Config(format!(
-                "the rollback threshold alpha-rb must be a finite number ≥ 0, got {}",
+                "the rollback threshold α_RB (`alpha_rb`) must be a finite number ≥ 0, got {}",
                 self.alpha_rb
             )));
         }
         if self.max_small == 0 || self.max_small >= MAX_BLOCK {
             return Err(SpecError::Config(format!(
-                "max-small must be in 1..={}, got {}",
+                "`max_small` (most consecutive little tokens) must be in 1..={}, got {}",
                 MAX_BLOCK - 1,
                 self.max_small
             )));
@@ -121,7 +120,7 @@ pub(crate) fn round<B: CausalLm, L: CausalLm>(
         lm.in_decode_context(|| -> Result<()> {
             let mut logits = little.next_logits()?;
             loop {
-                mask(&mut logits, limit);
+                mask_vocab(&mut logits, limit);
                 let (y, confident) = little_choice(&logits, cfg.alpha_fb)?;
                 if !confident {
                     fell_back = true;
@@ -142,7 +141,7 @@ pub(crate) fn round<B: CausalLm, L: CausalLm>(
     let mut next = None;
     for (i, &y) in drafts.iter().enumerate() {
         let mut l = rows[i].clone();
-        mask(&mut l, limit);
+        mask_vocab(&mut l, limit);
         if let Some(t) = rollback_to(&l, y, cfg.alpha_rb)? {
             kept = i;
             next = Some(t);
@@ -154,7 +153,7 @@ pub(crate) fn round<B: CausalLm, L: CausalLm>(
         Some(t) => t,
         None => {
             let mut l = rows[drafts.len()].clone();
-            mask(&mut l, limit);
+            mask_vocab(&mut l, limit);
             argmax(&l)?
         }
     };

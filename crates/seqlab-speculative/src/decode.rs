@@ -1,7 +1,7 @@
-//! The decode loop every policy shares: a row per prompt holds both models' cursors, the
-//! committed tokens, the random stream and the counters; a policy's round (big-only step,
-//! little-only step, [BiLD](crate::bild), [speculative sampling](crate::speculative_sampling))
-//! commits one or more tokens per call.
+//! The decode loop every policy shares: a [row](crate::row) per prompt holds both models'
+//! cursors, the committed tokens, the random stream and the counters; a policy's round (big-only
+//! step, little-only step, [BiLD](crate::bild), [speculative
+//! sampling](crate::speculative_sampling)) commits one or more tokens per call.
 //!
 //! **Batching** ([`decode_batch`]): each prompt is a row with its own two states, random stream
 //! (seed + row index) and draft length; rows accept different numbers of tokens per round, so
@@ -11,14 +11,13 @@
 //! all rows, ragged lengths, per-row rollback) needs a batched state in the trait first.
 
 use crate::bild::{self, BildConfig};
-use crate::cursor::{Cursor, ModelWork};
 use crate::error::{Result, SpecError};
-use crate::speculative_sampling::{self, mask, SpecConfig};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use seqlab_lm::CausalLm;
-use seqlab_tensor::{sample_categorical, SamplerConfig};
-use std::time::Instant;
+use crate::row::Row;
+pub use crate::row::{DecodeOutput, DecodeStats};
+use crate::speculative_sampling::{self, SpecConfig};
+pub use seqlab_lm::StopReason;
+use seqlab_lm::{CausalLm, GenerateConfig};
+use seqlab_tensor::{mask_vocab, sample_categorical};
 
 /// Which decoder runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,21 +44,15 @@ impl Policy {
     }
 }
 
-/// How to decode.
+/// How to decode: the policy, and the settings plain generation has too
+/// ([`seqlab_lm::GenerateConfig`]: token budget, sampler applied identically to both models,
+/// seed — row `i` of a batch uses `seed + i` —, stop ids, vocabulary limit).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeConfig {
     /// The decoder.
     pub policy: Policy,
-    /// Most tokens to produce per prompt.
-    pub max_new_tokens: usize,
-    /// Greedy or sampling settings, applied identically to both models.
-    pub sampler: SamplerConfig,
-    /// Seed of the random stream (row `i` of a batch uses `seed + i`).
-    pub seed: u64,
-    /// Decoding ends right after producing any of these ids.
-    pub stop_ids: Vec<u32>,
-    /// When set, only ids `< limit` can be produced (padded vocabulary rows are masked).
-    pub vocab_limit: Option<usize>,
+    /// Budget, sampler, seed, stop ids and vocabulary limit, as for [`seqlab_lm::generate`].
+    pub generate: GenerateConfig,
 }
 
 impl DecodeConfig {
@@ -67,21 +60,18 @@ impl DecodeConfig {
     pub fn greedy(policy: Policy, max_new_tokens: usize) -> Self {
         Self {
             policy,
-            max_new_tokens,
-            sampler: SamplerConfig::greedy(),
-            seed: 0,
-            stop_ids: Vec::new(),
-            vocab_limit: None,
+            generate: GenerateConfig::greedy(max_new_tokens),
         }
     }
 
     /// Checks the sampler and the policy's settings; BiLD is greedy only.
     pub fn validate(&self) -> Result<()> {
-        self.sampler.validate()?;
+        let sampler = &self.generate.sampler;
+        sampler.validate()?;
         match &self.policy {
             Policy::Bild(b) => {
                 b.validate()?;
-                if !self.sampler.greedy {
+                if !sampler.greedy {
                     return Err(SpecError::Config(
                         "BiLD decodes greedily (the paper's setting): drop the sampling options, \
                          or use the lossless `spec` policy to sample"
@@ -96,177 +86,29 @@ impl DecodeConfig {
     }
 }
 
-/// Why decoding ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// `max_new_tokens` were produced.
-    MaxTokens,
-    /// A stop id was produced.
-    StopToken,
-}
-
-/// Counters and timings of one decode.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct DecodeStats {
-    /// Wall time from the first prefill to the last token, seconds.
-    pub wall_s: f64,
-    /// Time to the first new token (both prefills included), seconds.
-    pub first_token_s: f64,
-    /// Rounds (one big-model verification each for BiLD / spec; one token each otherwise).
-    pub rounds: usize,
-    /// Little-model tokens proposed to the big model.
-    pub drafted: usize,
-    /// Of those, the ones committed.
-    pub accepted: usize,
-    /// BiLD rounds that ended because the little model was not confident.
-    pub fallbacks: usize,
-    /// Rounds that discarded little tokens (BiLD rollbacks; rejections in spec).
-    pub rollbacks: usize,
-    /// The big model's work.
-    pub big: ModelWork,
-    /// The little model's work.
-    pub little: ModelWork,
-}
-
-impl DecodeStats {
-    /// `accepted / drafted` (0 when nothing was drafted).
-    pub fn acceptance_rate(&self) -> f64 {
-        if self.drafted == 0 {
-            0.0
-        } else {
-            self.accepted as f64 / self.drafted as f64
-        }
-    }
-}
-
-/// The new tokens and the counters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodeOutput {
-    /// New ids (prompt excluded; a final stop id included).
-    pub tokens: Vec<u32>,
-    /// Why it ended.
-    pub stop_reason: StopReason,
-    /// Counters and timings.
-    pub stats: DecodeStats,
-}
-
-/// One prompt being decoded (module docs).
-pub(crate) struct Row<'m, B: CausalLm, L: CausalLm> {
-    pub(crate) cfg: &'m DecodeConfig,
-    pub(crate) big: Cursor<'m, B>,
-    little: Option<Cursor<'m, L>>,
-    pub(crate) rng: StdRng,
-    /// Prompt + committed tokens (the n-gram ban's history).
-    pub(crate) hist: Vec<u32>,
-    pub(crate) out: Vec<u32>,
-    pub(crate) stats: DecodeStats,
-    /// Current draft length (speculative sampling).
-    pub(crate) gamma: usize,
-    done: Option<StopReason>,
-    t0: Instant,
-}
-
-impl<'m, B: CausalLm, L: CausalLm> Row<'m, B, L> {
-    fn new(
-        big: &'m B,
-        little: Option<&'m L>,
-        prompt: &[u32],
-        cfg: &'m DecodeConfig,
-        seed: u64,
-    ) -> Result<Self> {
-        let t0 = Instant::now();
-        let big = Cursor::new(big, prompt)?;
-        let little = little.map(|l| Cursor::new(l, prompt)).transpose()?;
-        Ok(Self {
-            cfg,
-            big,
-            little,
-            rng: StdRng::seed_from_u64(seed),
-            hist: prompt.to_vec(),
-            out: Vec::with_capacity(cfg.max_new_tokens),
-            stats: DecodeStats::default(),
-            gamma: match cfg.policy {
-                Policy::Speculative(s) => s.gamma,
-                _ => 0,
-            },
-            done: (cfg.max_new_tokens == 0).then_some(StopReason::MaxTokens),
-            t0,
-        })
-    }
-
-    /// Tokens still allowed.
-    pub(crate) fn remaining(&self) -> usize {
-        self.cfg.max_new_tokens - self.out.len()
-    }
-
-    /// Commits `tokens` in order, stopping after a stop id or at the budget; true when the
-    /// row is finished.
-    pub(crate) fn push_tokens(&mut self, tokens: &[u32]) -> bool {
-        if self.out.is_empty() && !tokens.is_empty() {
-            self.stats.first_token_s = self.t0.elapsed().as_secs_f64();
-        }
-        for &t in tokens {
-            self.out.push(t);
-            self.hist.push(t);
-            if self.cfg.stop_ids.contains(&t) {
-                self.done = Some(StopReason::StopToken);
-                return true;
+/// One round of `policy` on `row`: one big-model (or little-model) token for the
+/// single-model baselines, a whole draft-and-verify round for BiLD and speculative sampling.
+fn round<B: CausalLm, L: CausalLm>(row: &mut Row<'_, B, L>, policy: &Policy) -> Result<()> {
+    row.stats.rounds += 1;
+    match policy {
+        Policy::BigOnly | Policy::LittleOnly => {
+            let sampler = &row.cfg.sampler;
+            let mut logits = row.big.next_logits()?;
+            mask_vocab(&mut logits, row.cfg.vocab_limit);
+            let t = if sampler.greedy {
+                seqlab_tensor::argmax(&logits)?
+            } else {
+                let p = sampler.distribution(&logits, &row.hist)?;
+                sample_categorical(&p, &mut row.rng)? as u32
+            };
+            if !row.push_tokens(&[t]) {
+                row.big.commit(t);
             }
-            if self.out.len() >= self.cfg.max_new_tokens {
-                self.done = Some(StopReason::MaxTokens);
-                return true;
-            }
+            Ok(())
         }
-        false
-    }
-
-    /// One round of the policy.
-    fn round(&mut self) -> Result<()> {
-        self.stats.rounds += 1;
-        match self.cfg.policy {
-            Policy::BigOnly | Policy::LittleOnly => {
-                let sampler = &self.cfg.sampler;
-                let mut logits = self.big.next_logits()?;
-                mask(&mut logits, self.cfg.vocab_limit);
-                let t = if sampler.greedy {
-                    seqlab_tensor::argmax(&logits)?
-                } else {
-                    let p = sampler.distribution(&logits, &self.hist)?;
-                    sample_categorical(&p, &mut self.rng)? as u32
-                };
-                if !self.push_tokens(&[t]) {
-                    self.big.commit(t);
-                }
-                Ok(())
-            }
-            Policy::Bild(b) => self.with_little(|row, little| bild::round(row, little, &b)),
-            Policy::Speculative(s) => {
-                self.with_little(|row, little| speculative_sampling::round(row, little, &s))
-            }
-        }
-    }
-
-    fn with_little(
-        &mut self,
-        f: impl FnOnce(&mut Self, &mut Cursor<'m, L>) -> Result<()>,
-    ) -> Result<()> {
-        let mut little = self.little.take().ok_or_else(|| {
-            SpecError::Config("internal: this policy needs the little model".into())
-        })?;
-        let r = f(self, &mut little);
-        self.little = Some(little);
-        r
-    }
-
-    fn finish(mut self) -> DecodeOutput {
-        self.stats.wall_s = self.t0.elapsed().as_secs_f64();
-        self.stats.big = self.big.work;
-        self.stats.little = self.little.as_ref().map(|c| c.work).unwrap_or_default();
-        DecodeOutput {
-            tokens: self.out,
-            stop_reason: self.done.unwrap_or(StopReason::MaxTokens),
-            stats: self.stats,
+        Policy::Bild(b) => row.with_little(|row, little| bild::round(row, little, b)),
+        Policy::Speculative(s) => {
+            row.with_little(|row, little| speculative_sampling::round(row, little, s))
         }
     }
 }
@@ -280,7 +122,7 @@ pub fn check_pair<B: CausalLm, L: CausalLm>(big: &B, little: &L) -> Result<()> {
     Ok(())
 }
 
-/// Decodes up to `cfg.max_new_tokens` after `prompt` with `cfg.policy` (batch 1).
+/// Decodes up to `cfg.generate.max_new_tokens` after `prompt` with `cfg.policy` (batch 1).
 pub fn decode<B: CausalLm, L: CausalLm>(
     big: &B,
     little: &L,
@@ -292,7 +134,7 @@ pub fn decode<B: CausalLm, L: CausalLm>(
 }
 
 /// Decodes every prompt (module docs: rows go round-robin through the same schedule, each with
-/// its own states and random stream `cfg.seed + row`).
+/// its own states and random stream `cfg.generate.seed + row`).
 pub fn decode_batch<B: CausalLm, L: CausalLm, P: AsRef<[u32]>>(
     big: &B,
     little: &L,
@@ -330,14 +172,19 @@ fn run_rows<B: CausalLm, L: CausalLm, P: AsRef<[u32]>>(
             )));
         }
     }
+    let gamma = match cfg.policy {
+        Policy::Speculative(s) => s.gamma,
+        _ => 0,
+    };
     let mut rows = Vec::with_capacity(prompts.len());
     for (i, p) in prompts.iter().enumerate() {
         rows.push(Row::new(
             big,
             little,
             p.as_ref(),
-            cfg,
-            cfg.seed.wrapping_add(i as u64),
+            &cfg.generate,
+            cfg.generate.seed.wrapping_add(i as u64),
+            gamma,
         )?);
     }
     let single = matches!(cfg.policy, Policy::BigOnly | Policy::LittleOnly);
@@ -349,12 +196,12 @@ fn run_rows<B: CausalLm, L: CausalLm, P: AsRef<[u32]>>(
                 // Like `seqlab_lm::generate`: steps run where they are fastest.
                 big.in_decode_context(|| -> Result<()> {
                     while row.done.is_none() {
-                        row.round()?;
+                        round(row, &cfg.policy)?;
                     }
                     Ok(())
                 })?;
             } else {
-                row.round()?;
+                round(row, &cfg.policy)?;
             }
         }
         if !any {

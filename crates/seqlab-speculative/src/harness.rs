@@ -167,7 +167,7 @@ fn warm_up<B: CausalLm, L: CausalLm>(
     cfg: &DecodeConfig,
 ) -> Result<()> {
     let mut w = cfg.clone();
-    w.max_new_tokens = cfg.max_new_tokens.min(8);
+    w.generate.max_new_tokens = cfg.generate.max_new_tokens.min(8);
     for policy in [Policy::BigOnly, cfg.policy] {
         decode(big, little, prompt, &with_policy(&w, policy))?;
     }
@@ -181,11 +181,8 @@ pub fn baseline<B: CausalLm, L: CausalLm>(
     prompts: &[Vec<u32>],
     cfg: &DecodeConfig,
 ) -> Result<Baseline> {
-    let greedy_cfg = DecodeConfig {
-        policy: Policy::BigOnly,
-        sampler: SamplerConfig::greedy(),
-        ..cfg.clone()
-    };
+    let mut greedy_cfg = with_policy(cfg, Policy::BigOnly);
+    greedy_cfg.generate.sampler = SamplerConfig::greedy();
     let greedy = prompts
         .iter()
         .map(|p| decode(big, little, p, &greedy_cfg))

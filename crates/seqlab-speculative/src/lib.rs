@@ -11,7 +11,9 @@
 //! - [`cursor`]: one model's state, lag and snapshots — how both states are rolled back without
 //!   recomputing a token (the cost model is in its docs); SSM drafters keep a clone of the state
 //!   per drafted position, verifiers roll back with [`seqlab_lm::CausalLm::truncate`].
-//! - [`decode`](mod@decode): the shared loop, policies, counters, and batches of prompts.
+//! - [`row`]: one prompt being decoded (both cursors, committed tokens, random stream,
+//!   counters), the state every policy's round works on.
+//! - [`decode`](mod@decode): the shared loop, the choice of policy, and batches of prompts.
 //! - [`harness`]: the latency experiment against big-only decoding in the same run, and sweeps;
 //!   [`frontier`]: the speed/quality PNG of a sweep.
 
@@ -21,6 +23,7 @@ pub mod decode;
 pub mod error;
 pub mod frontier;
 pub mod harness;
+pub mod row;
 pub mod speculative_sampling;
 
 pub use bild::BildConfig;

@@ -20,11 +20,11 @@
 //! which every draft was accepted, γ −= 1 otherwise, kept in `[gamma_min, gamma_max]`.
 
 use crate::cursor::{Cursor, MAX_BLOCK};
-use crate::decode::Row;
 use crate::error::{Result, SpecError};
+use crate::row::Row;
 use rand::Rng;
 use seqlab_lm::CausalLm;
-use seqlab_tensor::sample_categorical;
+use seqlab_tensor::{argmax_f64, mask_vocab, sample_categorical};
 
 /// Settings of lossless speculative sampling.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -61,7 +61,7 @@ impl SpecConfig {
             && self.gamma_max < MAX_BLOCK;
         if !ok {
             return Err(SpecError::Config(format!(
-                "draft length: need 1 ≤ gamma-min ({}) ≤ gamma ({}) ≤ gamma-max ({}) ≤ {}",
+                "draft length: need 1 ≤ gamma_min ({}) ≤ gamma ({}) ≤ gamma_max ({}) ≤ {}",
                 self.gamma_min,
                 self.gamma,
                 self.gamma_max,
@@ -84,17 +84,6 @@ impl SpecConfig {
             gamma.saturating_sub(1).max(self.gamma_min)
         }
     }
-}
-
-/// Lowest index of the largest entry (the one-hot position of a greedy distribution).
-fn argmax(p: &[f64]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in p.iter().enumerate() {
-        if v > p[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// The acceptance rule: given the big model's distributions `p[0..=γ]`, the little model's
@@ -135,7 +124,7 @@ pub fn verify_drafts<R: Rng + ?Sized>(
             continue;
         }
         if greedy {
-            return Ok((i, argmax(pi)));
+            return Ok((i, argmax_f64(pi)?));
         }
         let residual: Vec<f64> = pi.iter().zip(qi).map(|(a, b)| (a - b).max(0.0)).collect();
         let t = if residual.iter().sum::<f64>() > 0.0 {
@@ -148,7 +137,7 @@ pub fn verify_drafts<R: Rng + ?Sized>(
     }
     let last = &p[drafts.len()];
     let t = if greedy {
-        argmax(last)
+        argmax_f64(last)?
     } else {
         sample_categorical(last, rng)? as u32
     };
@@ -179,10 +168,10 @@ pub(crate) fn round<B: CausalLm, L: CausalLm>(
         lm.in_decode_context(|| -> Result<()> {
             let mut logits = little.next_logits()?;
             for j in 0..g {
-                mask(&mut logits, limit);
+                mask_vocab(&mut logits, limit);
                 let q = sampler.distribution(&logits, hist)?;
                 let x = if greedy {
-                    argmax(&q)
+                    argmax_f64(&q)?
                 } else {
                     sample_categorical(&q, rng)? as u32
                 };
@@ -201,7 +190,7 @@ pub(crate) fn round<B: CausalLm, L: CausalLm>(
     let p_logits = row.big.score_block(&drafts)?;
     let mut p_rows = Vec::with_capacity(g + 1);
     for (i, mut l) in p_logits.into_iter().enumerate() {
-        mask(&mut l, row.cfg.vocab_limit);
+        mask_vocab(&mut l, row.cfg.vocab_limit);
         p_rows.push(sampler.distribution(&l, &row.hist[..hist_len + i])?);
     }
     row.hist.truncate(hist_len);
@@ -220,16 +209,6 @@ pub(crate) fn round<B: CausalLm, L: CausalLm>(
     }
     row.big.settle_block(k, t)?;
     little.settle_draft(&drafts, k, t)
-}
-
-/// Sets the logits of ids `≥ limit` (padded vocabulary rows) to −∞.
-pub(crate) fn mask(logits: &mut [f32], limit: Option<usize>) {
-    if let Some(limit) = limit {
-        logits
-            .iter_mut()
-            .skip(limit)
-            .for_each(|l| *l = f32::NEG_INFINITY);
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use crate::support;
 
-use seqlab_lm::CausalLm;
+use seqlab_lm::{CausalLm, GenerateConfig};
 use seqlab_speculative::{decode, DecodeConfig, Policy, SpecConfig};
 use seqlab_tensor::SamplerConfig;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
@@ -107,9 +107,12 @@ fn check<B: CausalLm, L: CausalLm>(
     let (mut drafted, mut accepted) = (0, 0);
     for seed in 0..runs as u64 {
         let cfg = DecodeConfig {
-            sampler: sampler.clone(),
-            seed: 1_000_003 * seed + 17,
-            ..DecodeConfig::greedy(Policy::Speculative(spec), NEW)
+            policy: Policy::Speculative(spec),
+            generate: GenerateConfig {
+                sampler: sampler.clone(),
+                seed: 1_000_003 * seed + 17,
+                ..GenerateConfig::greedy(NEW)
+            },
         };
         let out = decode(big, little, PROMPT, &cfg).unwrap();
         assert_eq!(out.tokens.len(), NEW);

@@ -131,8 +131,11 @@ fn stop_ids_end_the_output_as_in_big_only_decoding() {
     let first = want.iter().position(|&t| t == stop).unwrap();
     for policy in policies() {
         let cfg = DecodeConfig {
-            stop_ids: vec![stop],
-            ..DecodeConfig::greedy(policy, NEW)
+            policy,
+            generate: GenerateConfig {
+                stop_ids: vec![stop],
+                ..GenerateConfig::greedy(NEW)
+            },
         };
         let out = decode(&big, &little, PROMPTS[1], &cfg).unwrap();
         assert_eq!(out.tokens, want[..=first], "{policy:?}");
@@ -150,16 +153,16 @@ fn a_batch_equals_its_rows_decoded_alone() {
         .map(|p| p.iter().map(|&t| t % 32).collect())
         .collect();
     let cfg = DecodeConfig {
-        sampler: SamplerConfig::with_temperature(1.0),
-        seed: 11,
-        ..DecodeConfig::greedy(
-            Policy::Speculative(SpecConfig {
-                gamma: 3,
-                adaptive: true,
-                ..SpecConfig::default()
-            }),
-            NEW,
-        )
+        policy: Policy::Speculative(SpecConfig {
+            gamma: 3,
+            adaptive: true,
+            ..SpecConfig::default()
+        }),
+        generate: GenerateConfig {
+            sampler: SamplerConfig::with_temperature(1.0),
+            seed: 11,
+            ..GenerateConfig::greedy(NEW)
+        },
     };
     let batch = decode_batch(&big, &little, &prompts, &cfg).unwrap();
     let mut lengths = Vec::new();
@@ -169,7 +172,10 @@ fn a_batch_equals_its_rows_decoded_alone() {
             &little,
             p,
             &DecodeConfig {
-                seed: cfg.seed + i as u64,
+                generate: GenerateConfig {
+                    seed: cfg.generate.seed + i as u64,
+                    ..cfg.generate.clone()
+                },
                 ..cfg.clone()
             },
         )
@@ -201,8 +207,11 @@ fn settings_and_pairs_are_checked() {
     let e = decode(&big, &big, &[], &spec).unwrap_err();
     assert!(e.to_string().contains("empty"), "{e}");
     let bild_sampling = DecodeConfig {
-        sampler: SamplerConfig::with_temperature(0.7),
-        ..DecodeConfig::greedy(Policy::Bild(BildConfig::default()), 4)
+        policy: Policy::Bild(BildConfig::default()),
+        generate: GenerateConfig {
+            sampler: SamplerConfig::with_temperature(0.7),
+            ..GenerateConfig::greedy(4)
+        },
     };
     let e = decode(&big, &big, &[1], &bild_sampling).unwrap_err();
     assert!(e.to_string().contains("greedily"), "{e}");
@@ -224,7 +233,7 @@ fn settings_and_pairs_are_checked() {
     assert!(decode(&big, &big, &[1], &bad_fb)
         .unwrap_err()
         .to_string()
-        .contains("alpha-fb"));
+        .contains("alpha_fb"));
     // No tokens asked: nothing produced, no error.
     let out = decode(
         &big,

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in `seqlab-tensor`.
 ///
-/// Messages are written for the person running `seqlab`: they name the file, tensor or flag
-/// involved and, where possible, the fix.
+/// Messages are written for the person running `seqlab`: they name the file, tensor or value
+/// involved and, where possible, the fix (the CLI adds which flag gave the value).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TensorError {
-    /// A `--device` value that is not `cpu`, `cuda` or `cuda:N`.
+    /// A device name that is not `cpu`, `cuda` or `cuda:N`.
     #[error("unknown device `{input}`: expected `cpu`, `cuda` or `cuda:N` (N = GPU index, e.g. `cuda:0`)")]
     InvalidDevice {
         /// What the user typed.
@@ -20,7 +20,7 @@ pub enum TensorError {
     /// CUDA was asked for, but this binary was built without the `cuda` feature.
     #[error(
         "device `{requested}` was requested, but this build of seqlab has no CUDA support; \
-         rebuild with `cargo build --release --features cuda` (needs a CUDA toolkit), or use `--device cpu`"
+         rebuild with `cargo build --release --features cuda` (needs a CUDA toolkit), or run on the CPU"
     )]
     CudaNotCompiled {
         /// The device that was asked for, e.g. `cuda:0`.
@@ -29,7 +29,7 @@ pub enum TensorError {
 
     /// CUDA support is compiled in, but the GPU cannot be opened (no driver, no such GPU, ...).
     #[error(
-        "cannot use device `{requested}`: no CUDA GPU/driver found ({reason}); use `--device cpu`"
+        "cannot use device `{requested}`: no CUDA GPU/driver found ({reason}); run on the CPU instead"
     )]
     CudaUnavailable {
         /// The device that was asked for, e.g. `cuda:1`.

@@ -29,4 +29,4 @@ pub use dtype::{dtype_name, is_compute_dtype, parse_dtype, to_compute_dtype, DTY
 pub use error::{Result, TensorError};
 pub use no_repeat::banned_ngram_tokens;
 pub use ops::{batch_rows, rms_norm, softplus};
-pub use sampling::{argmax, log_softmax, softmax, Sampler, SamplerConfig};
+pub use sampling::{argmax, argmax_f64, log_softmax, mask_vocab, softmax, Sampler, SamplerConfig};

@@ -80,8 +80,10 @@ pub fn argmax(logits: &[f32]) -> Result<u32> {
     argmax_f64(&z)
 }
 
-/// Lowest index of the largest finite entry of already-checked values.
-fn argmax_f64(z: &[f64]) -> Result<u32> {
+/// Greedy choice over f64 values (processed logits or probabilities): the lowest index of the
+/// largest entry above `-inf`, ties broken by the lowest id as in [`argmax`]; NaN entries are
+/// never chosen, and a vector with no entry above `-inf` is [`TensorError::NoValidToken`].
+pub fn argmax_f64(z: &[f64]) -> Result<u32> {
     let mut best: Option<(usize, f64)> = None;
     for (i, &v) in z.iter().enumerate() {
         if v > f64::NEG_INFINITY && best.is_none_or(|(_, b)| v > b) {
@@ -89,6 +91,18 @@ fn argmax_f64(z: &[f64]) -> Result<u32> {
         }
     }
     best.map(|(i, _)| i as u32).ok_or(TensorError::NoValidToken)
+}
+
+/// Restricts the choice to ids `< limit` by setting every later logit to `-inf` (a model's
+/// vocabulary padded beyond its tokenizer's, or a drafter sharing only a prefix of it); `None`
+/// leaves the logits as they are.
+pub fn mask_vocab(logits: &mut [f32], limit: Option<usize>) {
+    if let Some(limit) = limit {
+        logits
+            .iter_mut()
+            .skip(limit)
+            .for_each(|l| *l = f32::NEG_INFINITY);
+    }
 }
 
 /// How to turn logits into a token: greedy or temperature / top-k / top-p sampling, optionally
@@ -272,11 +286,6 @@ impl Sampler {
         &self.config
     }
 
-    /// The random stream (e.g. to share it with other seeded choices of the same generator).
-    pub fn rng_mut(&mut self) -> &mut StdRng {
-        &mut self.rng
-    }
-
     /// The distribution [`Sampler::sample`] draws from; see [`SamplerConfig::distribution`].
     pub fn distribution(&self, logits: &[f32], history: &[u32]) -> Result<Vec<f64>> {
         self.config.distribution(logits, history)
@@ -384,6 +393,18 @@ mod tests {
         assert!(log_softmax(&[1.0f32, f32::NAN]).iter().all(|v| v.is_nan()));
         assert!(softmax(&[f32::NEG_INFINITY; 3]).iter().all(|v| v.is_nan()));
         assert!(log_softmax::<f32>(&[]).is_empty());
+    }
+
+    #[test]
+    fn mask_vocab_keeps_ids_below_the_limit() {
+        let mut l = [1.0f32, 2.0, 3.0, 4.0];
+        mask_vocab(&mut l, None);
+        assert_eq!(l, [1.0, 2.0, 3.0, 4.0]);
+        mask_vocab(&mut l, Some(2));
+        assert_eq!(l, [1.0, 2.0, f32::NEG_INFINITY, f32::NEG_INFINITY]);
+        assert_eq!(argmax(&l).unwrap(), 1);
+        assert_eq!(argmax_f64(&[0.0, 0.5, 0.5]).unwrap(), 1);
+        assert_eq!(argmax_f64(&[f64::NAN, 0.2, 0.1]).unwrap(), 1);
     }
 
     #[test]

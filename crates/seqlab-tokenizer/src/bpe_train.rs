@@ -9,6 +9,8 @@
 //! **smaller** than asked. Ties between equally frequent pairs are broken by the pair's ids, so
 //! the same files and options give a byte-identical `tokenizer.json`.
 
+use crate::error::describe_files;
+use crate::special::validate_specials;
 use crate::{HfTokenizer, Result, TokenizerError};
 use std::collections::HashSet;
 use std::path::Path;
@@ -135,7 +137,7 @@ pub fn train_bpe_from_texts<S: AsRef<str> + Sync>(
 }
 
 fn validate(options: &BpeTrainOptions) -> Result<()> {
-    crate::char_byte::validate_specials(&options.special_tokens)?;
+    validate_specials(&options.special_tokens)?;
     let minimum = BYTE_ALPHABET + options.special_tokens.len();
     if options.vocab_size < minimum {
         return Err(TokenizerError::VocabTooSmall {
@@ -148,18 +150,4 @@ fn validate(options: &BpeTrainOptions) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// "a.txt" or "a.txt, b.txt" (at most a few names) for error messages.
-pub(crate) fn describe_files<P: AsRef<Path>>(files: &[P]) -> String {
-    const SHOWN: usize = 3;
-    let mut names: Vec<String> = files
-        .iter()
-        .take(SHOWN)
-        .map(|p| p.as_ref().display().to_string())
-        .collect();
-    if files.len() > SHOWN {
-        names.push(format!("and {} more", files.len() - SHOWN));
-    }
-    names.join(", ")
 }

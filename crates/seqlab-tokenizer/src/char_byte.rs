@@ -8,6 +8,8 @@
 //! so `decode(encode(s)) == s` for every text the vocabulary covers. Both save a small JSON
 //! with a type tag, `{"seqlab_tokenizer": "char" | "byte", "version": 1, ...}`.
 
+use crate::error::describe_files;
+use crate::special::validate_specials;
 use crate::{special, Result, SpecialIds, Tokenizer, TokenizerError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -20,23 +22,6 @@ const FORMAT_VERSION: u32 = 1;
 pub const CHAR_DEFAULT_SPECIALS: &[&str] = &["<|endoftext|>", "<unk>"];
 /// Default special tokens of a [`ByteTokenizer`]: a document separator (bytes need no `<unk>`).
 pub const BYTE_DEFAULT_SPECIALS: &[&str] = &["<|endoftext|>"];
-
-/// Special tokens must be non-empty and distinct.
-pub(crate) fn validate_specials(specials: &[String]) -> Result<()> {
-    for (i, s) in specials.iter().enumerate() {
-        if s.is_empty() {
-            return Err(TokenizerError::InvalidOptions(
-                "a special token is the empty string".into(),
-            ));
-        }
-        if specials[..i].contains(s) {
-            return Err(TokenizerError::InvalidOptions(format!(
-                "special token {s:?} is given twice"
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// Finds special tokens in text: longest match first at each position.
 #[derive(Debug, Clone)]
@@ -195,7 +180,7 @@ impl CharTokenizer {
             .collect::<Result<Vec<_>>>()?;
         if texts.iter().all(|t| t.is_empty()) {
             return Err(TokenizerError::EmptyCorpus {
-                files: crate::bpe_train::describe_files(files),
+                files: describe_files(files),
             });
         }
         Self::from_texts_with(&texts, specials, max_vocab)

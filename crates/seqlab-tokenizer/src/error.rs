@@ -4,7 +4,7 @@
 //! file or directory`), so the causes are not chained again through `Error::source`.
 
 use seqlab_io::{Action, IoError, ReadTextError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong when loading, training, saving or applying a tokenizer.
 #[derive(Debug, thiserror::Error)]
@@ -100,4 +100,18 @@ impl From<ReadTextError> for TokenizerError {
             ReadTextError::NotUtf8 { path, offset } => TokenizerError::NotUtf8 { path, offset },
         }
     }
+}
+
+/// "a.txt" or "a.txt, b.txt" (at most a few names) for error messages.
+pub(crate) fn describe_files<P: AsRef<Path>>(files: &[P]) -> String {
+    const SHOWN: usize = 3;
+    let mut names: Vec<String> = files
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.as_ref().display().to_string())
+        .collect();
+    if files.len() > SHOWN {
+        names.push(format!("and {} more", files.len() - SHOWN));
+    }
+    names.join(", ")
 }

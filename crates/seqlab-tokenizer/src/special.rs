@@ -1,6 +1,7 @@
-//! Finding the special ids of a vocabulary by the names tokenizers conventionally give them.
+//! Special tokens: finding their ids in a vocabulary by the names tokenizers conventionally
+//! give them, and checking a user-given list.
 
-use crate::SpecialIds;
+use crate::{Result, SpecialIds, TokenizerError};
 
 /// Names tried, in order, for each role. The first one present in the vocabulary wins.
 const BOS: &[&str] = &[
@@ -37,6 +38,23 @@ pub(crate) fn detect(id_of: impl Fn(&str) -> Option<u32>) -> SpecialIds {
         unk: first(UNK),
         mask: first(MASK),
     }
+}
+
+/// Special tokens must be non-empty and distinct.
+pub(crate) fn validate_specials(specials: &[String]) -> Result<()> {
+    for (i, s) in specials.iter().enumerate() {
+        if s.is_empty() {
+            return Err(TokenizerError::InvalidOptions(
+                "a special token is the empty string".into(),
+            ));
+        }
+        if specials[..i].contains(s) {
+            return Err(TokenizerError::InvalidOptions(format!(
+                "special token {s:?} is given twice"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

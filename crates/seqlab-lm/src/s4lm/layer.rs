@@ -108,14 +108,6 @@ pub fn vals(v: &Var) -> Result<Vec<f64>> {
         .to_vec1::<f64>()?)
 }
 
-/// A standard normal draw (Box–Muller).
-pub fn normal(rng: &mut rand::rngs::StdRng) -> f64 {
-    use rand::Rng;
-    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 /// A `Var` of `shape` on `device` from f64 values, as f32.
 pub fn var_f32(v: Vec<f64>, shape: &[usize], device: &candle_core::Device) -> Result<Var> {
     Ok(Var::from_tensor(

@@ -15,7 +15,8 @@ use crate::error::{LmError, Result};
 use candle_core::{DType, Device, Tensor, Var};
 pub use layer::SsmName;
 use layer::{block_params, layer_norm, layer_norm_t, rows_f64, var_f32, S4StepCache};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use seqlab_ssm::s4::{S4Block, S4BlockConfig, C64};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -141,7 +142,9 @@ impl S4Lm {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let (v, h) = (cfg.vocab_size, cfg.d_model);
         let emb = var_f32(
-            (0..v * h).map(|_| 0.02 * layer::normal(&mut rng)).collect(),
+            (0..v * h)
+                .map(|_| 0.02 * rng.sample::<f64, _>(StandardNormal))
+                .collect(),
             &[v, h],
             device,
         )?;
@@ -214,13 +217,7 @@ impl S4Lm {
     /// differentiable. Also returns each block's input (batch, len, H).
     fn forward_collect(&self, tokens: &[u32], batch: usize) -> Result<(Tensor, Vec<Tensor>)> {
         self.check_tokens(tokens)?;
-        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(LmError::Input(format!(
-                "{} tokens do not split into {batch} rows",
-                tokens.len()
-            )));
-        }
-        let l = tokens.len() / batch;
+        let l = seqlab_tensor::batch_rows(tokens.len(), batch)?;
         let ids = Tensor::from_slice(tokens, tokens.len(), self.inner.emb.device())?;
         let mut x = self.inner.emb.as_tensor().index_select(&ids, 0)?.reshape((
             batch,

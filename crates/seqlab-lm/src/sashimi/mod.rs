@@ -33,6 +33,7 @@ use crate::s4lm::layer::{
 use crate::s4lm::{load_params, read_config, save_model, truncate_err};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use seqlab_ssm::s4::{S4Block, S4BlockConfig, C64};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -252,7 +253,9 @@ impl Sashimi {
         };
         let (v, h0) = (cfg.vocab_size, cfg.d_model);
         let emb = var_f32(
-            (0..v * h0).map(|_| layer::normal(&mut rng)).collect(),
+            (0..v * h0)
+                .map(|_| rng.sample::<f64, _>(StandardNormal))
+                .collect(),
             &[v, h0],
             device,
         )?;
@@ -375,13 +378,7 @@ impl Sashimi {
     ) -> Result<Tensor> {
         self.check_tokens(tokens)?;
         let tp = self.cfg.total_pool();
-        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(LmError::Input(format!(
-                "{} tokens do not split into {batch} rows",
-                tokens.len()
-            )));
-        }
-        let l = tokens.len() / batch;
+        let l = seqlab_tensor::batch_rows(tokens.len(), batch)?;
         if !l.is_multiple_of(tp) {
             return Err(LmError::Input(format!(
                 "SaShiMi: sequence length {l} is not a multiple of the pooling product {tp}"

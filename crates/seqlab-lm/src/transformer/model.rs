@@ -28,6 +28,7 @@ use crate::transformer::causal_attn::{causal_attention_rows, rows_kernel_applies
 use crate::transformer::config::{GeluKind, MlpKind, RopeLayout, TransformerConfig};
 use crate::transformer::weights::{layer_prefix, Linear, TransformerWeights};
 use candle_core::{DType, Device, Tensor, D};
+use seqlab_tensor::{batch_rows, rms_norm};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -304,17 +305,12 @@ impl TransformerLm {
     }
 
     fn check_tokens(&self, tokens: &[u32], batch: usize) -> Result<usize> {
-        if batch == 0 || tokens.is_empty() || !tokens.len().is_multiple_of(batch) {
-            return Err(LmError::Input(format!(
-                "{} tokens do not form a batch of {batch} equal non-empty rows",
-                tokens.len()
-            )));
-        }
+        let row = batch_rows(tokens.len(), batch)?;
         let vocab = self.cfg.vocab_size;
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= vocab) {
             return Err(LmError::TokenOutOfRange { id, vocab });
         }
-        Ok(tokens.len() / batch)
+        Ok(row)
     }
 
     /// cos and sin tables (len, hd/2) of positions `offset..offset+len`:
@@ -476,14 +472,14 @@ impl TransformerLm {
 /// The masked-out score: exp(NEG − max) underflows to exactly 0 without ∞ arithmetic.
 const NEG: f32 = -1e30;
 
-/// RMSNorm over the last dimension: `x / √(mean(x²) + ε) ⊙ w`.
-pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-    let inv = (ms + eps)?.sqrt()?.recip()?;
-    Ok(x.broadcast_mul(&inv)?.broadcast_mul(w)?)
-}
-
 /// Applies RoPE to `x` (B, n, L, hd) with tables (L, hd/2) in `layout` (module docs).
+///
+/// Written with candle's differentiable tensor ops rather than `candle_nn::rotary_emb::{rope,
+/// rope_i}`: those (candle-nn 0.11.1) are fused custom ops applied with `apply_op3_no_bwd`, so
+/// they have no backward pass, and [`crate::transformer::TrainTransformer`] trains through this
+/// function. The same holds for RMSNorm (`candle_nn::ops::rms_norm` has no backward and
+/// normalises with `x / m` in f32, not `x · (1/m)` in the dtype of `x`), hence
+/// [`seqlab_tensor::rms_norm`].
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, layout: RopeLayout) -> Result<Tensor> {
     let (b, n, l, hd) = x.dims4()?;
     let half = hd / 2;

@@ -14,6 +14,7 @@ use crate::transformer::weights::{expected_specs, TransformerWeights};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -28,13 +29,6 @@ pub struct TrainTransformer {
 /// Whether weight decay applies to parameter `name`: matrices and the embedding yes, norms no.
 pub fn decays(name: &str) -> bool {
     !(name.contains("norm") || name.ends_with(".bias"))
-}
-
-/// A standard normal draw (Box–Muller, f64).
-fn normal(rng: &mut StdRng) -> f64 {
-    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 impl TrainTransformer {
@@ -58,7 +52,9 @@ impl TrainTransformer {
                 } else {
                     0.02
                 };
-                (0..n).map(|_| s * normal(&mut rng)).collect()
+                (0..n)
+                    .map(|_| s * rng.sample::<f64, _>(StandardNormal))
+                    .collect()
             };
             let x = Tensor::from_vec(data, spec.shape.clone(), &Device::Cpu)?.to_dtype(dtype)?;
             t.insert(spec.name.clone(), x);

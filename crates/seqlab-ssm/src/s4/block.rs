@@ -12,6 +12,7 @@
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 
 use super::hippo::{nplr, Measure};
 use super::init::{hurwitz_log_neg_re, log_uniform_log_dt, s4d_init_a, s4d_init_b, S4dInit};
@@ -114,13 +115,6 @@ enum Rec {
     Dplr(S4Recurrence),
 }
 
-fn normal(rng: &mut StdRng) -> f64 {
-    // Box–Muller.
-    let u1: f64 = rng.random::<f64>().max(1e-300);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 fn var(v: Vec<f64>, shape: &[usize], dtype: DType, dev: &Device) -> Result<Var> {
     Ok(Var::from_tensor(
         &Tensor::from_vec(v, shape, dev)?.to_dtype(dtype)?,
@@ -152,7 +146,10 @@ impl S4Block {
         let mut c: Vec<(f64, f64)> = (0..h * m)
             .map(|_| {
                 let s = std::f64::consts::FRAC_1_SQRT_2;
-                (normal(&mut rng) * s, normal(&mut rng) * s)
+                (
+                    rng.sample::<f64, _>(StandardNormal) * s,
+                    rng.sample::<f64, _>(StandardNormal) * s,
+                )
             })
             .collect();
         let rep =
@@ -189,7 +186,7 @@ impl S4Block {
             c = tr.into_iter().zip(ti).collect();
         }
         let hm = [h, m];
-        let d: Vec<f64> = (0..h).map(|_| normal(&mut rng)).collect();
+        let d: Vec<f64> = (0..h).map(|_| rng.sample(StandardNormal)).collect();
         let bound = 1.0 / (h as f64).sqrt();
         let w: Vec<f64> = (0..2 * h * h)
             .map(|_| rng.random_range(-bound..bound))
