@@ -23,6 +23,7 @@ use crate::subs::subs_log_probs;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use seqlab_tensor::{batch_rows, softplus};
 use seqlab_train::AdamW;
 use std::collections::HashMap;
@@ -114,7 +115,9 @@ impl EnergyHead {
             } else {
                 1.0 / (shape[0] as f64).sqrt()
             };
-            let data: Vec<f32> = (0..n).map(|_| (std * normal(&mut rng)) as f32).collect();
+            let data: Vec<f32> = (0..n)
+                .map(|_| (std * rng.sample::<f64, _>(StandardNormal)) as f32)
+                .collect();
             let t = Tensor::from_vec(data, shape, &Device::Cpu)?;
             params.push((name.to_string(), Var::from_tensor(&t)?));
         }
@@ -225,13 +228,6 @@ impl EnergyModel for EnergyHead {
         let e = self.energy(&x0, &xt, k)?.to_vec1::<f32>()?;
         Ok(e.into_iter().map(|x| -f64::from(x)).collect())
     }
-}
-
-/// One standard normal draw (Box–Muller, f64).
-fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// x_t from clean rows at times `t` under `sched`, and negatives x_0^neg ~ p_θ(· | x_t) drawn

@@ -187,10 +187,10 @@ impl Denoiser for MambaDenoiser {
         for i in 0..self.cfg.lm.n_layer {
             let (fi, ri) = if shared { (i, i) } else { (2 * i, 2 * i + 1) };
             let norm = |k: usize| self.p(&format!("{}.norm.weight", layer_prefix(k)));
-            let nf = seqlab_lm::transformer::rms_norm(&h, norm(fi)?, c.norm_eps)?;
+            let nf = seqlab_tensor::rms_norm(&h, norm(fi)?, c.norm_eps)?;
             let yf = self.net.mixer_unpacked(fi, &nf, batch, len)?;
             let hr = h.index_select(&rev, 0)?;
-            let nr = seqlab_lm::transformer::rms_norm(&hr, norm(ri)?, c.norm_eps)?;
+            let nr = seqlab_tensor::rms_norm(&hr, norm(ri)?, c.norm_eps)?;
             let yr = self
                 .net
                 .mixer_unpacked(ri, &nr, batch, len)?
@@ -204,7 +204,7 @@ impl Denoiser for MambaDenoiser {
             h = (h + y)?;
         }
         let normed =
-            seqlab_lm::transformer::rms_norm(&h, self.p("backbone.norm_f.weight")?, c.norm_eps)?;
+            seqlab_tensor::rms_norm(&h, self.p("backbone.norm_f.weight")?, c.norm_eps)?;
         Ok(normed
             .matmul(&emb.t()?)?
             .reshape((batch, len, c.vocab_size))?)

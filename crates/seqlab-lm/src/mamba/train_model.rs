@@ -25,6 +25,7 @@ use crate::mamba::weights::{embedding_name, expected_specs, MambaWeights, LM_HEA
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use seqlab_tensor::rms_norm;
 use std::collections::HashMap;
 use std::path::Path;
@@ -130,7 +131,9 @@ impl TrainMamba {
             let n = spec.elem_count();
             let name = spec.name.as_str();
             let data: Vec<f64> = if name == embedding_name(cfg.layout) || name == LM_HEAD {
-                (0..n).map(|_| 0.02 * normal(&mut rng)).collect()
+                (0..n)
+                    .map(|_| 0.02 * rng.sample::<f64, _>(StandardNormal))
+                    .collect()
             } else if name.contains("norm") || name.ends_with(".D") {
                 vec![1.0; n]
             } else if name.ends_with(".A_log") {
@@ -335,13 +338,6 @@ impl TrainMamba {
             .ok_or_else(|| no_block(layer, self.cfg.n_layer))?;
         block.mixer(&self.cfg, normed, batch, len, None, None, self.scan_chunk)
     }
-}
-
-/// A standard normal draw (Box–Muller, f64).
-fn normal(rng: &mut StdRng) -> f64 {
-    let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 /// Mean next-token cross-entropy `−(1/n) Σ log softmax(logits)[target]` of logits (…, V)

@@ -16,7 +16,5 @@ pub mod weights;
 
 pub use config::{GeluKind, MlpKind, RopeLayout, TransformerConfig};
 pub use model::{attention, rope, KvCache, TransformerLm, TransformerState};
-/// RMSNorm, shared by every model (kept here for callers that reach it through the Transformer).
-pub use seqlab_tensor::rms_norm;
 pub use train_model::TrainTransformer;
 pub use weights::{expected_specs, LayerWeights, Linear, TransformerWeights};
