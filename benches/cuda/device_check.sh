@@ -61,9 +61,9 @@ run() { # name timeout cmd...
     return $rc
 }
 
-run cuda_kernels 180 $BIN/cuda_kernels --test-threads=1 --nocapture
-run cuda_models 180 $BIN/cuda_models --test-threads=1 --nocapture
-run cli_cuda 180 $BIN/cli_cuda --test-threads=1 --nocapture
+run cuda_kernels 180 $BIN/ssm cuda_kernels:: --test-threads=1 --nocapture
+run cuda_models 180 $BIN/lm cuda_models:: --test-threads=1 --nocapture
+run cli_cuda 180 $BIN/end_to_end cli_cuda:: --test-threads=1 --nocapture
 export SEQLAB_MAMBA_SSM_LIB=$PWD/$BIN/libmamba_ssm_scan.so
 run cuda_scan 120 $BIN/cuda_scan
 run cuda_s4_conv 120 $BIN/cuda_s4_conv

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the CUDA binaries on a machine without a GPU (or a Rust toolchain on the GPU machine)
 # and gather what benches/cuda/device_check.sh needs into .gpu/ (git-ignored):
-#   .gpu/bin/{seqlab,cuda_kernels,cuda_models,cli_cuda}  stripped, CUDA 13.0, sm_90 PTX
+#   .gpu/bin/{seqlab,ssm,lm,end_to_end}       stripped, CUDA 13.0, sm_90 PTX (the test binaries)
 #   .gpu/bin/{cuda_scan,cuda_s4_conv}         the benchmarks, built the same way
 #   .gpu/bin/libmamba_ssm_scan.so              mamba_ssm's scan kernels (benches/cuda/mamba_ssm)
 #   .gpu/xz/bin.tar.xz                         the same, compressed (what travels)
@@ -47,11 +47,12 @@ if [ ! -e "$R/lib/libcuda.so" ]; then
 fi
 export CUDA_ROOT=$R CUDA_PATH=$R PATH=$R/bin:$PATH CUDARC_CUDA_VERSION=13000 CUDA_COMPUTE_CAP=90
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/gpu}
-# One cargo call builds the test and bench binaries and the seqlab binary that cli_cuda runs
+# One cargo call builds the test binaries (one per package; the GPU tests are their modules
+# cuda_kernels, cuda_models and cli_cuda), the benches and the seqlab binary that cli_cuda runs
 # (CARGO_BIN_EXE_seqlab); .ci/cargo-test-executables says why one.
 mkdir -p .gpu/bin
 built=$(.ci/cargo-test-executables --release --workspace --features cuda --locked \
-    --test cuda_kernels --test cuda_models --test cli_cuda --bench cuda_scan --bench cuda_s4_conv)
+    --test ssm --test lm --test end_to_end --bench cuda_scan --bench cuda_s4_conv)
 take() { # KIND NAME: copy the executable built for that target to .gpu/bin/NAME
     local f
     f=$(awk -v k="$1" -v n="$2" '$1 == k && $2 == n {print $4}' <<<"$built" | tail -1)
@@ -61,9 +62,9 @@ take() { # KIND NAME: copy the executable built for that target to .gpu/bin/NAME
     fi
     cp "$f" ".gpu/bin/$2"
 }
-take test cuda_kernels
-take test cuda_models
-take test cli_cuda
+take test ssm
+take test lm
+take test end_to_end
 take bench cuda_scan
 take bench cuda_s4_conv
 take bin seqlab

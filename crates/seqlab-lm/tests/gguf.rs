@@ -17,7 +17,7 @@
 //!
 //! ```sh
 //! datasets/fetch_smollm2.sh
-//! cargo test -p seqlab-lm --release --test gguf -- --nocapture smollm2
+//! cargo test -p seqlab-lm --release --test lm gguf:: -- --nocapture smollm2
 //! ```
 
 use candle_core::quantized::gguf_file::{self, Value};
@@ -842,7 +842,7 @@ fn smollm2() -> Option<PathBuf> {
     } else {
         println!(
             "skipped: {} not found; run datasets/fetch_smollm2.sh, then \
-             cargo test -p seqlab-lm --release --test gguf -- --nocapture smollm2",
+             cargo test -p seqlab-lm --release --test lm gguf:: -- --nocapture smollm2",
             p.display()
         );
         None

@@ -1,5 +1,5 @@
 //! Timing smoke test of the Mamba LM on mamba-tiny (ignored; the real benchmarks are criterion
-//! benches): `cargo test --release -p seqlab-lm --test perf -- --ignored --nocapture`.
+//! benches): `cargo test --release -p seqlab-lm --test lm perf:: -- --ignored --nocapture`.
 
 use crate::common;
 

@@ -571,7 +571,7 @@ fn load_errors_are_one_line_and_name_the_culprit() {
 }
 
 /// Decode throughput of a small model (prints tokens/s). Run:
-/// `cargo test -p seqlab-lm --release --test transformer -- --ignored --nocapture decode_speed`
+/// `cargo test -p seqlab-lm --release --test lm transformer::decode_speed -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn decode_speed() {

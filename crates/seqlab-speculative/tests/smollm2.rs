@@ -18,7 +18,7 @@ fn smollm2() -> Option<PathBuf> {
     } else {
         println!(
             "skipped: {} not found; run datasets/fetch_smollm2.sh, then \
-             cargo test -p seqlab-speculative --release --test smollm2 -- --nocapture",
+             cargo test -p seqlab-speculative --release --test speculative smollm2:: -- --nocapture",
             p.display()
         );
         None

@@ -6,7 +6,7 @@
 //! tile and `chunk_len` boundaries. Without a GPU or driver every test prints why it is skipped
 //! and passes, unless `SEQLAB_REQUIRE_GPU` is set.
 //!
-//! Run: `cargo test -p seqlab-ssm --features cuda --test cuda_kernels -- --nocapture`. Without
+//! Run: `cargo test -p seqlab-ssm --features cuda --test ssm cuda_kernels:: -- --nocapture`. Without
 //! a GPU, `.ci/cuda-emulator-test` runs them on the CPU emulator of `kernels/emulator` (a CI step).
 #![cfg(feature = "cuda")]
 
