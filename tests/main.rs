@@ -1,7 +1,6 @@
 //! The integration tests of `seqlab` in one binary, one module per file (one binary links the
 //! stack once). Run one file's tests with a filter: `cargo test -p seqlab --test end_to_end cli_audio::`.
 
-mod common;
 mod cli_audio;
 mod cli_cuda;
 mod cli_diffusion_energy;
@@ -14,4 +13,5 @@ mod cli_speculate;
 mod cli_synthetic;
 mod cli_tokenizer;
 mod cli_train;
+mod common;
 mod sashimi_samples;

@@ -11,7 +11,7 @@
 use crate::flag_context::with_flag;
 use crate::sampling_args::SamplingArgs;
 use anyhow::{bail, Context};
-use seqlab_lm::{generate, load_lm_on, CausalLm, GenerateConfig};
+use seqlab_lm::{generate, load_lm_on, CausalLm, GenerateConfig, LmError};
 use seqlab_tensor::DeviceChoice;
 use seqlab_tokenizer::Tokenizer;
 use std::io::Write;
@@ -85,7 +85,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let sampler = args.sampling.sampler()?;
     let prompt_ids = args.prompt_ids.as_deref().map(parse_ids).transpose()?;
 
-    let lm = load_lm_on(&args.model, &device).map_err(|e| with_flag(e, "--model"))?;
+    let lm = load_lm_on(&args.model, &device).map_err(|e| match e {
+        // A kind that runs on the CPU only, asked for on a GPU: say which flag fixes it.
+        LmError::Unsupported(_) if !device.is_cpu() => {
+            with_flag(anyhow::anyhow!("{e}; use `--device cpu`"), "--model")
+        }
+        e => with_flag(e, "--model"),
+    })?;
     let model = &lm.model;
     let tokenizer: Option<Box<dyn Tokenizer>> = match &args.tokenizer {
         Some(p) => Some(seqlab_tokenizer::load(p).map_err(|e| with_flag(e, "--tokenizer"))?),

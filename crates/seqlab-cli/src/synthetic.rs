@@ -17,7 +17,7 @@ use seqlab_lm::synthetic_train::{
     evaluate_synthetic, load_synthetic, save_synthetic, train_synthetic, SyntheticRun,
 };
 use seqlab_lm::train::ModelKind;
-use seqlab_lm::TrainConfig;
+use seqlab_lm::{LmError, TrainConfig};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -230,7 +230,13 @@ fn train(a: SyntheticTrainArgs) -> anyhow::Result<()> {
 }
 
 fn eval(a: SyntheticEvalArgs) -> anyhow::Result<()> {
-    let (model, task) = load_synthetic(&a.model).map_err(|e| with_flag(e, "--model"))?;
+    let (model, task) = load_synthetic(&a.model).map_err(|e| match e {
+        LmError::FileNotFound { .. } => with_flag(
+            anyhow::anyhow!("{e}; save a model with `seqlab synthetic train --save DIR`"),
+            "--model",
+        ),
+        e => with_flag(e, "--model"),
+    })?;
     let spec = task.spec()?;
     let seed = a.seed.unwrap_or(task.seed);
     let (acc, n) = evaluate_synthetic(&model, &spec, seed, a.examples, a.batch)?;

@@ -72,7 +72,7 @@ impl CausalLm for TableLm {
     }
     fn truncate(&self, s: &mut Vec<u32>, len: usize) -> seqlab_lm::Result<()> {
         if len > s.len() {
-            return Err(LmError::Input(format!("cannot grow {} to {len}", s.len())));
+            return Err(LmError::State(format!("cannot grow {} to {len}", s.len())));
         }
         s.truncate(len);
         Ok(())

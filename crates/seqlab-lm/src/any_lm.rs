@@ -120,10 +120,9 @@ pub fn load_lm(path: &Path) -> Result<LoadedLm> {
     }
     if !path.is_dir() {
         return Err(if path.exists() {
-            LmError::Input(format!(
-                "{} is neither a model directory (config.json + weights) nor a .gguf file",
-                path.display()
-            ))
+            LmError::NotAModel {
+                path: path.to_path_buf(),
+            }
         } else {
             LmError::ModelDirNotFound {
                 path: path.to_path_buf(),
@@ -176,8 +175,8 @@ pub fn load_lm_on(path: &Path, device: &candle_core::Device) -> Result<LoadedLm>
                 .clone(),
         ),
         other => {
-            return Err(LmError::Input(format!(
-                "{} ({} model{}) runs on the CPU only; use `--device cpu`",
+            return Err(LmError::Unsupported(format!(
+                "{} ({} model{}) runs on the CPU only",
                 path.display(),
                 other.kind(),
                 if gguf { ", quantized GGUF" } else { "" }
@@ -189,7 +188,7 @@ pub fn load_lm_on(path: &Path, device: &candle_core::Device) -> Result<LoadedLm>
 
 /// A state of the other kind than the model: a caller mixed two models' states.
 fn foreign_state() -> LmError {
-    LmError::Input("the state belongs to a model of another kind".into())
+    LmError::State("the state belongs to a model of another kind".into())
 }
 
 impl CausalLm for AnyLm {

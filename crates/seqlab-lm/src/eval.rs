@@ -79,9 +79,10 @@ fn window_nll<M: CausalLm>(model: &M, w: &[u32]) -> Result<(f64, usize)> {
     let mut nll = 0.0;
     for (lp, &target) in token_log_probs(model, w, None)?.into_iter().zip(&w[1..]) {
         if !lp.is_finite() {
-            return Err(LmError::Input(format!(
-                "the model gives token {target} zero probability (log p = {lp})"
-            )));
+            return Err(LmError::ZeroProbability {
+                token: target,
+                log_p: lp,
+            });
         }
         nll -= lp;
     }
@@ -99,13 +100,13 @@ pub fn perplexity<M: CausalLm>(
     mut on_window: impl FnMut(usize),
 ) -> Result<PplReport> {
     if window < 2 {
-        return Err(LmError::Input(format!(
+        return Err(LmError::Shape(format!(
             "the window must hold at least 2 tokens (one prediction), got {window}"
         )));
     }
     let total = max_tokens.map_or(view.len(), |m| m.min(view.len()));
     if total < 2 {
-        return Err(LmError::Input(format!(
+        return Err(LmError::Shape(format!(
             "the {:?} split has {} tokens: nothing to predict",
             view.split(),
             view.len()

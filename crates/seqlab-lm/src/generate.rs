@@ -86,7 +86,7 @@ pub fn generate<M: CausalLm>(
     mut on_token: impl FnMut(u32) -> Result<()> + Send,
 ) -> Result<GenerateOutput> {
     if prompt.is_empty() {
-        return Err(LmError::Input(
+        return Err(LmError::Shape(
             "the prompt is empty: give at least one token".into(),
         ));
     }

@@ -22,6 +22,7 @@ use crate::mamba::train_model::cross_entropy;
 use crate::train::{clip_grad_norm, lr_at, AdamW, ModelKind, TrainConfig, TrainModel};
 use candle_core::{DType, Device, Tensor};
 use seqlab_data::{SyntheticBatch, SyntheticSpec};
+use seqlab_io::{Action, IoError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -151,7 +152,7 @@ pub fn evaluate_synthetic(
     batch_size: usize,
 ) -> Result<(f64, usize)> {
     if examples == 0 || batch_size == 0 {
-        return Err(LmError::Input(
+        return Err(LmError::Shape(
             "evaluation needs ≥ 1 example and a batch size ≥ 1".into(),
         ));
     }
@@ -178,14 +179,14 @@ pub fn train_synthetic(
     let mut cfg = run.model.clone();
     cfg.seq_len = run.spec.total_len();
     if cfg.model == ModelKind::Sashimi {
-        return Err(LmError::Input(
+        return Err(LmError::Unsupported(
             "SaShiMi is an audio model; use mamba, s4 or transformer for synthetic tasks".into(),
         ));
     }
     cfg.validate()
-        .map_err(|e| LmError::Train(format!("bad synthetic-task config: {e}")))?;
+        .map_err(|e| LmError::InvalidConfig(format!("bad synthetic-task config: {e}")))?;
     if run.eval_examples == 0 {
-        return Err(LmError::Input("eval_examples must be ≥ 1".into()));
+        return Err(LmError::InvalidConfig("eval_examples must be ≥ 1".into()));
     }
     let t0 = Instant::now();
     let model = TrainModel::init(&cfg, run.spec.vocab, DType::F32)?;
@@ -208,18 +209,20 @@ pub fn train_synthetic(
         let loss = answer_loss(&logits, &batch)?;
         let loss_v = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss_v.is_finite() {
-            return Err(LmError::Train(format!(
-                "training diverged: the loss is {loss_v} at step {} (lower the learning rate)",
-                step + 1
-            )));
+            return Err(LmError::Diverged {
+                step: step + 1,
+                what: "loss",
+                value: loss_v,
+            });
         }
         let mut grads = loss.backward()?;
         let norm = clip_grad_norm(model.params(), &mut grads, cfg.grad_clip)?;
         if !norm.is_finite() {
-            return Err(LmError::Train(format!(
-                "training diverged: the gradient norm is {norm} at step {}",
-                step + 1
-            )));
+            return Err(LmError::Diverged {
+                step: step + 1,
+                what: "gradient norm",
+                value: norm,
+            });
         }
         let lr = lr_at(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps);
         opt.step(model.params(), &grads, lr)?;
@@ -305,8 +308,7 @@ pub fn save_synthetic(
     spec: &SyntheticSpec,
     seed: u64,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| LmError::Train(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| IoError::new(Action::Create, dir, e))?;
     model.save(dir)?;
     let t = SavedTask {
         task: spec.task.name().into(),
@@ -317,25 +319,36 @@ pub fn save_synthetic(
         seed,
     };
     let text = serde_json::to_string_pretty(&t).expect("task serialises");
-    seqlab_io::write_atomic(dir.join(TASK_FILE), text.as_bytes())
-        .map_err(|e| LmError::Train(e.to_string()))
+    Ok(seqlab_io::write_atomic(
+        dir.join(TASK_FILE),
+        text.as_bytes(),
+    )?)
 }
 
 /// Loads a model saved by [`save_synthetic`] with its task.
 pub fn load_synthetic(dir: &Path) -> Result<(TrainModel, SavedTask)> {
     let path = dir.join(TASK_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        LmError::Input(format!(
-            "{}: cannot read ({e}); save a model with `seqlab synthetic train --save DIR`",
-            path.display()
-        ))
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            LmError::FileNotFound {
+                what: TASK_FILE.into(),
+                path: path.clone(),
+            }
+        } else {
+            LmError::Read {
+                path: path.clone(),
+                source,
+            }
+        }
     })?;
-    let task: SavedTask = serde_json::from_str(&text)
-        .map_err(|e| LmError::Input(format!("{}: {e}", path.display())))?;
+    let task: SavedTask = serde_json::from_str(&text).map_err(|e| LmError::Config {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     task.spec()?;
     let model = TrainModel::load(task.model, dir)?;
     if model.vocab_size() != task.vocab {
-        return Err(LmError::Input(format!(
+        return Err(LmError::Mismatch(format!(
             "{}: the model's vocabulary ({}) is not the task's ({})",
             dir.display(),
             model.vocab_size(),

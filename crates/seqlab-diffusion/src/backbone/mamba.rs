@@ -203,8 +203,7 @@ impl Denoiser for MambaDenoiser {
             };
             h = (h + y)?;
         }
-        let normed =
-            seqlab_tensor::rms_norm(&h, self.p("backbone.norm_f.weight")?, c.norm_eps)?;
+        let normed = seqlab_tensor::rms_norm(&h, self.p("backbone.norm_f.weight")?, c.norm_eps)?;
         Ok(normed
             .matmul(&emb.t()?)?
             .reshape((batch, len, c.vocab_size))?)

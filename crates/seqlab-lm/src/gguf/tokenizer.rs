@@ -178,13 +178,10 @@ impl GgufTokenizer {
                 .collect()
         };
         let hf_err = |error| {
-            LmError::Input(
-                TokenizerError::Hf {
-                    context: format!("{}: cannot add the GGUF tokenizer's tokens", path.display()),
-                    error,
-                }
-                .to_string(),
-            )
+            LmError::Tokenizer(TokenizerError::Hf {
+                context: format!("{}: cannot add the GGUF tokenizer's tokens", path.display()),
+                error,
+            })
         };
         tok.add_special_tokens(added(TOKEN_CONTROL, true))
             .map_err(hf_err)?;

@@ -89,7 +89,7 @@ impl CausalLm for MambaLm {
                 state.kept.truncate(i);
                 Ok(())
             }
-            None => Err(LmError::Input(
+            None => Err(LmError::State(
                 match (state.kept.first(), state.kept.last()) {
                     (Some(a), Some(b)) => format!(
                         "cannot roll the Mamba state back to {len} tokens: it is at {} and keeps \

@@ -127,7 +127,7 @@ impl CausalLm for MambaDeviceLm {
     /// Consumes the prompt token by token (the recurrent mode; exact, O(len) steps).
     fn prefill(&self, tokens: &[u32]) -> Result<(Vec<f32>, MambaDeviceState)> {
         let Some((&last, rest)) = tokens.split_last() else {
-            return Err(LmError::Input("prefill needs at least one token".into()));
+            return Err(LmError::Shape("prefill needs at least one token".into()));
         };
         let mut layers = self.zero_layers()?;
         for &t in rest {
@@ -185,7 +185,7 @@ impl CausalLm for MambaDeviceLm {
                 state.kept.truncate(i);
                 Ok(())
             }
-            None => Err(LmError::Input(format!(
+            None => Err(LmError::State(format!(
                 "cannot roll the Mamba state back to {len} tokens: it is at {} and keeps \
                  snapshots of lengths {:?} only (from the last `score` call)",
                 state.len,

@@ -528,5 +528,5 @@ pub fn conv_masks(
 
 /// An error for a block index past the model's depth.
 pub(crate) fn no_block(layer: usize, n_layer: usize) -> LmError {
-    LmError::Input(format!("no block {layer} in a {n_layer}-block Mamba"))
+    LmError::Shape(format!("no block {layer} in a {n_layer}-block Mamba"))
 }

@@ -214,7 +214,7 @@ impl MambaLm {
         let batch = state.batch;
         self.check_state(state, batch)?;
         if tokens.len() != batch {
-            return Err(LmError::Input(format!(
+            return Err(LmError::Shape(format!(
                 "step needs one token per row: {} tokens for a batch of {batch}",
                 tokens.len()
             )));
@@ -337,7 +337,7 @@ impl MambaLm {
         if ok {
             Ok(())
         } else {
-            Err(LmError::Input(format!(
+            Err(LmError::State(format!(
                 "the state does not belong to this model with batch {batch} (state batch {})",
                 s.batch
             )))

@@ -49,7 +49,7 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
-        _ => Err(LmError::Input(
+        _ => Err(LmError::Weights(
             "a weight is not a contiguous f32 tensor on the CPU".into(),
         )),
     }
@@ -88,7 +88,7 @@ pub fn f32_view(t: &Tensor) -> Result<F32View<'_>> {
             storage,
             range: a..b,
         }),
-        _ => Err(LmError::Input(
+        _ => Err(LmError::Weights(
             "a weight is not a contiguous f32 tensor on the CPU".into(),
         )),
     }

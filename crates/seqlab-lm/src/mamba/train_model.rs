@@ -120,7 +120,7 @@ impl TrainMamba {
     /// (f32 for training, f64 for gradient checks).
     pub fn init(cfg: &MambaConfig, seed: u64, dtype: DType) -> Result<Self> {
         if cfg.layout != MambaLayout::Hf {
-            return Err(LmError::Input("training uses the HF layout".into()));
+            return Err(LmError::Unsupported("training uses the HF layout".into()));
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let mut t = HashMap::new();
@@ -183,9 +183,9 @@ impl TrainMamba {
         for spec in expected_specs(cfg) {
             let v = t
                 .remove(&spec.name)
-                .ok_or_else(|| LmError::Input(format!("tensor `{}` is missing", spec.name)))?;
+                .ok_or_else(|| LmError::Weights(format!("tensor `{}` is missing", spec.name)))?;
             if v.dims() != spec.shape.as_slice() {
-                return Err(LmError::Input(format!(
+                return Err(LmError::Weights(format!(
                     "tensor `{}` has shape {:?}, expected {:?}",
                     spec.name,
                     v.dims(),
@@ -215,7 +215,7 @@ impl TrainMamba {
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg = MambaConfig::from_file(&dir.join("config.json"))?;
         if cfg.layout != MambaLayout::Hf {
-            return Err(LmError::Input(
+            return Err(LmError::Unsupported(
                 "training resumes only HF-layout checkpoints".into(),
             ));
         }
@@ -237,8 +237,7 @@ impl TrainMamba {
         seqlab_io::write_atomic(
             dir.join("config.json"),
             hf_config_json(&self.cfg).as_bytes(),
-        )
-        .map_err(|e| LmError::Input(e.to_string()))?;
+        )?;
         Ok(())
     }
 
@@ -292,7 +291,7 @@ impl TrainMamba {
             });
         }
         if seq_idx.is_some_and(|s| s.len() != tokens.len()) {
-            return Err(LmError::Input("seq_idx must have one id per token".into()));
+            return Err(LmError::Shape("seq_idx must have one id per token".into()));
         }
         let emb = &w.embedding;
         let dtype = emb.dtype();
@@ -346,7 +345,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let v = logits.dim(D::Minus1)?;
     let rows = logits.elem_count() / v;
     if targets.len() != rows {
-        return Err(LmError::Input(format!(
+        return Err(LmError::Shape(format!(
             "{} targets for {rows} logit rows",
             targets.len()
         )));

@@ -179,7 +179,7 @@ impl MambaWeights {
     pub fn from_tensors(t: &mut HashMap<String, Tensor>, cfg: &MambaConfig) -> Result<Self> {
         let mut take = |name: &str| -> Result<Tensor> {
             t.remove(name)
-                .ok_or_else(|| LmError::Input(format!("tensor `{name}` was not loaded")))
+                .ok_or_else(|| LmError::Weights(format!("tensor `{name}` was not loaded")))
         };
         let embedding = take(embedding_name(cfg.layout))?;
         let layers = (0..cfg.n_layer)

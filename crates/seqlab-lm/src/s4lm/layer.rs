@@ -70,9 +70,9 @@ pub fn set_params(params: &[(String, Var)], t: &mut HashMap<String, Tensor>) -> 
     for (name, v) in params {
         let x = t
             .remove(name)
-            .ok_or_else(|| LmError::Input(format!("tensor `{name}` is missing")))?;
+            .ok_or_else(|| LmError::Weights(format!("tensor `{name}` is missing")))?;
         if x.dims() != v.dims() {
-            return Err(LmError::Input(format!(
+            return Err(LmError::Weights(format!(
                 "tensor `{name}` has shape {:?}, expected {:?}",
                 x.dims(),
                 v.dims()
@@ -81,7 +81,7 @@ pub fn set_params(params: &[(String, Var)], t: &mut HashMap<String, Tensor>) -> 
         v.set(&x.to_dtype(v.dtype())?)?;
     }
     if let Some(k) = t.keys().next() {
-        return Err(LmError::Input(format!("unexpected tensor `{k}`")));
+        return Err(LmError::Weights(format!("unexpected tensor `{k}`")));
     }
     Ok(())
 }
@@ -214,7 +214,7 @@ impl S4StepCache {
             }
             SsmKind::S4Legs => {
                 let (Some(pr), Some(pi)) = (&b.p_re, &b.p_im) else {
-                    return Err(LmError::Input("S4 block without P".into()));
+                    return Err(LmError::Weights("S4 block without P".into()));
                 };
                 let (pr, pi) = (vals(pr)?, vals(pi)?);
                 let p = DplrParams {

@@ -77,7 +77,7 @@ impl S4LmConfig {
             || self.d_state < 2
             || !self.d_state.is_multiple_of(2)
         {
-            return Err(LmError::Input(format!(
+            return Err(LmError::InvalidConfig(format!(
                 "bad S4 LM config: need vocab, d_model, n_layer, l_max ≥ 1 and an even d_state ≥ 2 \
                  (got {}, {}, {}, {}, {})",
                 self.vocab_size, self.d_model, self.n_layer, self.l_max, self.d_state
@@ -323,7 +323,7 @@ pub(crate) fn load_params(dir: &Path, params: &[(String, Var)]) -> Result<()> {
     let wpath = dir.join("model.safetensors");
     let mut t = seqlab_tensor::load(&wpath, &Device::Cpu)?;
     layer::set_params(params, &mut t)
-        .map_err(|e| LmError::Input(format!("{}: {e}", wpath.display())))
+        .map_err(|e| LmError::Weights(format!("{}: {e}", wpath.display())))
 }
 
 /// Writes `cfg` as `config.json` and `params` as `model.safetensors` (f32), atomically.
@@ -333,10 +333,9 @@ pub(crate) fn save_model<C: Serialize>(
     params: &[(String, Var)],
 ) -> Result<()> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| LmError::Train(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| seqlab_io::IoError::new(seqlab_io::Action::Create, dir, e))?;
     let json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    seqlab_io::write_atomic(dir.join("config.json"), json.as_bytes())
-        .map_err(|e| LmError::Train(e.to_string()))?;
+    seqlab_io::write_atomic(dir.join("config.json"), json.as_bytes())?;
     let mut t = std::collections::HashMap::new();
     for (n, v) in params {
         let host = v
@@ -351,7 +350,7 @@ pub(crate) fn save_model<C: Serialize>(
 
 /// The error of a truncate outside the reachable lengths.
 pub(crate) fn truncate_err(what: &str, len: usize, cur: usize, kept: &[usize]) -> LmError {
-    LmError::Input(match (kept.first(), kept.last()) {
+    LmError::State(match (kept.first(), kept.last()) {
         (Some(a), Some(b)) => format!(
             "cannot roll the {what} state back to {len} tokens: it is at {cur} and keeps \
              snapshots of lengths {a}..={b} only"
@@ -372,7 +371,7 @@ impl CausalLm for S4Lm {
 
     fn prefill(&self, tokens: &[u32]) -> Result<(Vec<f32>, S4LmState)> {
         if tokens.is_empty() {
-            return Err(LmError::Input("prefill needs at least one token".into()));
+            return Err(LmError::Shape("prefill needs at least one token".into()));
         }
         let mut st = self.new_state()?;
         if self.cfg.ssm == SsmName::S4legs && tokens.len() > self.cfg.l_max {

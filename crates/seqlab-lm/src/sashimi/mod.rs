@@ -113,7 +113,7 @@ impl SashimiConfig {
             || !self.d_state.is_multiple_of(2)
             || self.pool.contains(&0)
         {
-            return Err(LmError::Input(format!(
+            return Err(LmError::InvalidConfig(format!(
                 "bad SaShiMi config: need vocab, d_model, n_layer, expand, ff_expand, l_max, \
                  pool factors ≥ 1 and an even d_state ≥ 2 (got {self:?})"
             )));
@@ -380,7 +380,7 @@ impl Sashimi {
         let tp = self.cfg.total_pool();
         let l = seqlab_tensor::batch_rows(tokens.len(), batch)?;
         if !l.is_multiple_of(tp) {
-            return Err(LmError::Input(format!(
+            return Err(LmError::Shape(format!(
                 "SaShiMi: sequence length {l} is not a multiple of the pooling product {tp}"
             )));
         }
@@ -495,7 +495,7 @@ impl Sashimi {
             let y = lv
                 .queue
                 .pop_front()
-                .ok_or_else(|| LmError::Input("SaShiMi state: empty up-pool queue".into()))?;
+                .ok_or_else(|| LmError::State("SaShiMi state: empty up-pool queue".into()))?;
             lv.buf.extend_from_slice(&x);
             y
         };
@@ -534,7 +534,7 @@ impl Sashimi {
     /// before it).
     pub fn logits_parallel(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         if tokens.is_empty() {
-            return Err(LmError::Input("no tokens".into()));
+            return Err(LmError::Shape("no tokens".into()));
         }
         let tp = self.cfg.total_pool();
         let mut padded = tokens.to_vec();
@@ -559,7 +559,7 @@ impl CausalLm for Sashimi {
     /// S4 state) by recurrent steps over the prompt, which give it exactly.
     fn prefill(&self, tokens: &[u32]) -> Result<(Vec<f32>, SashimiState)> {
         if tokens.is_empty() {
-            return Err(LmError::Input("prefill needs at least one token".into()));
+            return Err(LmError::Shape("prefill needs at least one token".into()));
         }
         self.check_tokens(tokens)?;
         let mut st = self.new_state()?;

@@ -53,15 +53,11 @@ pub fn evaluate(model: &TrainModel, view: &SplitView, cfg: &TrainConfig) -> Resu
         count += batch.targets.len();
     }
     if count == 0 {
-        return Err(LmError::Train(
+        return Err(LmError::Mismatch(
             "the validation split holds no full window".into(),
         ));
     }
     Ok(sum / count as f64)
-}
-
-fn train_err(msg: String) -> LmError {
-    LmError::Train(msg)
 }
 
 /// Trains (or resumes) the LM `cfg.model` names with `cfg` on `opts.data`, writing into `opts.run_dir`.
@@ -74,27 +70,21 @@ pub fn train(cfg: &TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
 /// on every device; checkpoints are written from host copies and resume onto any device.
 pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Result<TrainSummary> {
     cfg.validate()
-        .map_err(|e| train_err(format!("bad training config: {e}")))?;
+        .map_err(|e| LmError::InvalidConfig(format!("bad training config: {e}")))?;
     if !opts.data.is_dir() {
-        return Err(train_err(format!(
-            "data directory {} does not exist",
-            opts.data.display()
-        )));
+        return Err(LmError::DataDirNotFound {
+            path: opts.data.clone(),
+        });
     }
     let ds = TokenDataset::open(&opts.data)?;
     let train_view = ds.split(Split::Train)?;
     let val_view = ds.split(Split::Val)?;
     let vocab = ds.vocab_size();
     let run = &opts.run_dir;
-    std::fs::create_dir_all(run).map_err(|e| {
-        train_err(format!(
-            "cannot create run directory {}: {e}",
-            run.display()
-        ))
-    })?;
+    std::fs::create_dir_all(run)
+        .map_err(|e| seqlab_io::IoError::new(seqlab_io::Action::Create, run, e))?;
     let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())
-        .map_err(|e| train_err(format!("run directory is not writable: {e}")))?;
+    seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())?;
 
     let metrics_path = run.join(METRICS_FILE);
     let (model, mut opt, start, earlier) = if opts.resume {
@@ -103,7 +93,7 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
         model.check_matches(cfg, vocab)?;
         let (model, opt) = (model.to_device(device)?, opt.to_device(device)?);
         if state.seed != cfg.seed {
-            return Err(train_err(format!(
+            return Err(LmError::Mismatch(format!(
                 "the checkpoint was trained with seed {}, the config says {}",
                 state.seed, cfg.seed
             )));

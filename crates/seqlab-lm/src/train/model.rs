@@ -101,14 +101,14 @@ impl TrainModel {
     /// Errors unless this model has exactly the sizes `cfg` describes for `vocab`.
     pub fn check_matches(&self, cfg: &TrainConfig, vocab: usize) -> Result<()> {
         if self.kind() != cfg.model {
-            return Err(LmError::Train(format!(
+            return Err(LmError::Mismatch(format!(
                 "the checkpoint holds a {} model, the config says {}",
                 self.kind().name(),
                 cfg.model.name()
             )));
         }
         if self.vocab_size() != vocab {
-            return Err(LmError::Train(format!(
+            return Err(LmError::Mismatch(format!(
                 "the checkpoint's vocabulary ({}) does not match the data's ({vocab})",
                 self.vocab_size()
             )));
@@ -134,7 +134,7 @@ impl TrainModel {
             }
         };
         if !same {
-            return Err(LmError::Train(
+            return Err(LmError::Mismatch(
                 "the checkpoint's model sizes differ from the config's".into(),
             ));
         }

@@ -33,7 +33,7 @@ pub fn causal_attention_rows(
     let (b, h, l, hd) = q.dims4()?;
     let (bk, hkv, lk, hdk) = k.dims4()?;
     if v.dims() != k.dims() || bk != b || hdk != hd || hkv * group != h || lk != offset + l {
-        return Err(LmError::Input(format!(
+        return Err(LmError::Shape(format!(
             "causal attention: q {:?}, k {:?}, v {:?} with offset {offset} and group {group} \
              do not fit",
             q.dims(),

@@ -56,7 +56,7 @@ impl KvCache {
     /// Cuts the cache to its first `len` positions (any `len` ≤ the current length).
     pub fn truncate(&mut self, len: usize) -> Result<()> {
         if len > self.len {
-            return Err(LmError::Input(format!(
+            return Err(LmError::State(format!(
                 "cannot truncate a KV cache of {} positions to {len}",
                 self.len
             )));
@@ -101,7 +101,7 @@ pub struct TransformerLm {
 }
 
 fn shape_err(name: String, got: Vec<usize>, want: Vec<usize>) -> LmError {
-    LmError::Input(format!(
+    LmError::Weights(format!(
         "tensor `{name}` has shape {got:?}, expected {want:?}"
     ))
 }
@@ -111,7 +111,7 @@ impl TransformerLm {
     /// against the config and a mismatch names the tensor (HF name).
     pub fn new(cfg: TransformerConfig, weights: TransformerWeights) -> Result<Self> {
         cfg.validate()
-            .map_err(|e| LmError::Input(format!("bad transformer config: {e}")))?;
+            .map_err(|e| LmError::InvalidConfig(format!("bad transformer config: {e}")))?;
         let (v, d, hd, f) = (cfg.vocab_size, cfg.d_model, cfg.head_dim, cfg.d_ff);
         let (qd, kd) = (cfg.n_head * hd, cfg.n_kv_head * hd);
         let w = &weights;
@@ -130,7 +130,7 @@ impl TransformerLm {
         };
         t("model.embed_tokens.weight".into(), &w.embed, vec![v, d])?;
         if w.layers.len() != cfg.n_layer {
-            return Err(LmError::Input(format!(
+            return Err(LmError::Weights(format!(
                 "{} layers of weights for a config of {} layers",
                 w.layers.len(),
                 cfg.n_layer
@@ -156,12 +156,12 @@ impl TransformerLm {
                 (Some(g), MlpKind::SwiGlu) => l(format!("{p}.mlp.gate_proj.weight"), g, (f, d))?,
                 (None, MlpKind::Gelu) => {}
                 (None, MlpKind::SwiGlu) => {
-                    return Err(LmError::Input(format!(
+                    return Err(LmError::Weights(format!(
                         "tensor `{p}.mlp.gate_proj.weight` is missing (SwiGLU MLP)"
                     )))
                 }
                 (Some(_), MlpKind::Gelu) => {
-                    return Err(LmError::Input(format!(
+                    return Err(LmError::Weights(format!(
                         "layer {i} has a gate projection but the config says the GELU MLP"
                     )))
                 }
@@ -201,7 +201,7 @@ impl TransformerLm {
         let named = self.w.named_dense();
         let want = crate::transformer::weights::expected_specs(&self.cfg).len();
         if named.len() != want {
-            return Err(LmError::Input(
+            return Err(LmError::Unsupported(
                 "a quantized transformer cannot be saved as safetensors".into(),
             ));
         }
@@ -210,8 +210,7 @@ impl TransformerLm {
             t.insert(n, x.to_dtype(DType::F32)?.to_device(&Device::Cpu)?);
         }
         seqlab_tensor::save_atomic(dir.join("model.safetensors"), &t)?;
-        seqlab_io::write_atomic(dir.join("config.json"), self.cfg.to_json().as_bytes())
-            .map_err(|e| LmError::Input(e.to_string()))?;
+        seqlab_io::write_atomic(dir.join("config.json"), self.cfg.to_json().as_bytes())?;
         Ok(())
     }
 
@@ -241,13 +240,13 @@ impl TransformerLm {
         mode: LogitsMode,
     ) -> Result<Option<Tensor>> {
         if cache.batch != batch {
-            return Err(LmError::Input(format!(
+            return Err(LmError::State(format!(
                 "a KV cache of {} rows used with a batch of {batch}",
                 cache.batch
             )));
         }
         if cache.layers.len() != self.cfg.n_layer {
-            return Err(LmError::Input(
+            return Err(LmError::State(
                 "the KV cache belongs to another model".into(),
             ));
         }
@@ -266,7 +265,7 @@ impl TransformerLm {
         let mask = match seq_idx {
             Some(s) => {
                 if s.len() != tokens.len() {
-                    return Err(LmError::Input("seq_idx must have one id per token".into()));
+                    return Err(LmError::Shape("seq_idx must have one id per token".into()));
                 }
                 Mask::Docs(s)
             }
@@ -538,7 +537,7 @@ impl CausalLm for TransformerLm {
 
     fn prefill(&self, tokens: &[u32]) -> Result<(Vec<f32>, TransformerState)> {
         if tokens.is_empty() {
-            return Err(LmError::Input("prefill needs at least one token".into()));
+            return Err(LmError::Shape("prefill needs at least one token".into()));
         }
         let mut cache = self.new_cache(1);
         let logits = self
@@ -570,7 +569,7 @@ impl CausalLm for TransformerLm {
 
     fn truncate(&self, state: &mut TransformerState, len: usize) -> Result<()> {
         if len > state.cache.len {
-            return Err(LmError::Input(format!(
+            return Err(LmError::State(format!(
                 "cannot roll the KV cache back to {len} tokens: it holds {} (reachable: 0..={})",
                 state.cache.len, state.cache.len
             )));

@@ -36,7 +36,7 @@ impl TrainTransformer {
     /// train, f64 for gradient checks).
     pub fn init(cfg: &TransformerConfig, seed: u64, dtype: DType) -> Result<Self> {
         cfg.validate()
-            .map_err(|e| LmError::Input(format!("bad transformer config: {e}")))?;
+            .map_err(|e| LmError::InvalidConfig(format!("bad transformer config: {e}")))?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut t = HashMap::new();
         let resid = (2.0 * cfg.n_layer as f64).sqrt();
@@ -70,9 +70,9 @@ impl TrainTransformer {
         for spec in expected_specs(cfg) {
             let x = t
                 .remove(&spec.name)
-                .ok_or_else(|| LmError::Input(format!("tensor `{}` is missing", spec.name)))?;
+                .ok_or_else(|| LmError::Weights(format!("tensor `{}` is missing", spec.name)))?;
             if x.dims() != spec.shape.as_slice() {
-                return Err(LmError::Input(format!(
+                return Err(LmError::Weights(format!(
                     "tensor `{}` has shape {:?}, expected {:?}",
                     spec.name,
                     x.dims(),

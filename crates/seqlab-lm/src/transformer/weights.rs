@@ -45,7 +45,7 @@ impl Linear {
                 let dims = x.dims();
                 let inn = *dims
                     .last()
-                    .ok_or_else(|| LmError::Input("linear of a scalar".into()))?;
+                    .ok_or_else(|| LmError::Shape("linear of a scalar".into()))?;
                 let rows = x.elem_count() / inn.max(1);
                 let y = x.reshape((rows, inn))?.matmul(&w.t()?)?;
                 let mut out = dims.to_vec();
@@ -173,7 +173,7 @@ impl TransformerWeights {
     pub fn from_tensors(t: &mut HashMap<String, Tensor>, cfg: &TransformerConfig) -> Result<Self> {
         fn take(t: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
             t.remove(name)
-                .ok_or_else(|| LmError::Input(format!("tensor `{name}` is missing")))
+                .ok_or_else(|| LmError::Weights(format!("tensor `{name}` is missing")))
         }
         let embed = take(t, "model.embed_tokens.weight")?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
