@@ -75,10 +75,12 @@ fn diffusion_energy_head_train_sample_eval() {
         .collect();
     assert_eq!(losses.len(), 40);
     assert!(losses.iter().all(|l| l.is_finite() && *l >= 0.0), "{m}");
-    let (first, last) = (losses[0], m["final_loss"].as_f64().unwrap());
+    // One step's loss is noisy (8 rows): compare the means of the first and last 4 steps.
+    let first = losses[..4].iter().sum::<f64>() / 4.0;
+    let last = m["final_loss"].as_f64().unwrap();
     let mean_last4 = losses[36..].iter().sum::<f64>() / 4.0;
     assert!((last - mean_last4).abs() < 1e-9, "{m}");
-    assert!(last < first, "NCE loss {first} -> {last}");
+    assert!(last < first, "NCE loss {first} -> {last}: {losses:?}");
     let acc = m["heldout"]["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{m}");
     assert_eq!(m["heldout"]["rows"], 16);
