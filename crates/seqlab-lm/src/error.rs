@@ -90,6 +90,15 @@ pub enum LmError {
     /// message; check permissions and free space.
     #[error(transparent)]
     Io(#[from] seqlab_io::IoError),
+    /// A training run's directory cannot be created (a file stands where it should be, or no
+    /// permission): choose another run directory.
+    #[error("cannot create run directory {}: {source}", path.display())]
+    RunDir {
+        /// The run directory.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// Arguments of the wrong shape or length for the call: an empty prompt or token list, a
     /// ragged batch, not one token per row, `seq_idx` or targets of the wrong count, a layer
     /// index out of range, an evaluation window or split too short. A bug in the caller: fix

@@ -81,8 +81,10 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
     let val_view = ds.split(Split::Val)?;
     let vocab = ds.vocab_size();
     let run = &opts.run_dir;
-    std::fs::create_dir_all(run)
-        .map_err(|e| seqlab_io::IoError::new(seqlab_io::Action::Create, run, e))?;
+    std::fs::create_dir_all(run).map_err(|source| LmError::RunDir {
+        path: run.to_path_buf(),
+        source,
+    })?;
     let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
     seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())?;
 
