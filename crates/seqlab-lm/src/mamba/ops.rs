@@ -44,17 +44,6 @@ const GEMV_MAX_ROWS: usize = 4;
 /// Multiply-adds below which a matrix-vector product stays on the calling thread.
 const GEMV_PAR_MIN: usize = 1 << 16;
 
-/// Runs `f` on the data of a contiguous f32 CPU tensor.
-pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
-        _ => Err(LmError::Weights(
-            "a weight is not a contiguous f32 tensor on the CPU".into(),
-        )),
-    }
-}
-
 /// The data of a contiguous f32 CPU tensor, borrowed without a copy (a read guard on its
 /// storage: hold it only while the slice is used).
 pub struct F32View<'a> {
@@ -133,21 +122,20 @@ pub fn linear(x: &[f32], rows: usize, w: &Tensor, bias: Option<&[f32]>) -> Resul
             .to_vec1::<f32>()?);
     }
     let (n_out, n_in) = w.dims2()?;
-    with_f32(w, |wd| {
-        let mut out = vec![0f32; rows * n_out];
-        for (xr, o) in x.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-            let one = |(j, o): (usize, &mut f32)| {
-                *o = seqlab_ssm::float::dot(xr, &wd[j * n_in..][..n_in])
-                    + bias.map_or(0.0, |b| b[j]);
-            };
-            if n_out * n_in >= GEMV_PAR_MIN {
-                o.par_iter_mut().enumerate().with_min_len(32).for_each(one);
-            } else {
-                o.iter_mut().enumerate().for_each(one);
-            }
+    let w_view = f32_view(w)?;
+    let wd: &[f32] = &w_view;
+    let mut out = vec![0f32; rows * n_out];
+    for (xr, o) in x.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
+        let one = |(j, o): (usize, &mut f32)| {
+            *o = seqlab_ssm::float::dot(xr, &wd[j * n_in..][..n_in]) + bias.map_or(0.0, |b| b[j]);
+        };
+        if n_out * n_in >= GEMV_PAR_MIN {
+            o.par_iter_mut().enumerate().with_min_len(32).for_each(one);
+        } else {
+            o.iter_mut().enumerate().for_each(one);
         }
-        out
-    })
+    }
+    Ok(out)
 }
 
 /// Columns `[offset, offset + count)` of `src` (batch, len, width), as (batch, count, len).
