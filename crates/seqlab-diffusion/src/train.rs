@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqlab_data::{Split, SplitView, TokenDataset};
 use seqlab_train::{
-    checkpoint_to_resume, read_metrics, read_optimizer_moments, read_trainer_state, run_steps,
+    checkpoint_to_resume, read_metrics, read_optimizer, read_trainer_state, run_steps,
     write_checkpoint_with, AdamW, LoopStart, TrainOptions, TrainSummary, TrainerState,
     METRICS_FILE,
 };
@@ -75,9 +75,13 @@ pub fn read_checkpoint(
 ) -> Result<(AnyDenoiser, AdamW, DiffusionTrainerState)> {
     let state: DiffusionTrainerState = read_trainer_state(dir)?;
     let model = AnyDenoiser::load(dir)?;
-    let mut opt = AdamW::new(model.params(), weight_decay, model.decay_fn())?;
-    read_optimizer_moments(dir, &mut opt)?;
-    opt.t = state.adam_t;
+    let opt = read_optimizer(
+        dir,
+        model.params(),
+        weight_decay,
+        model.decay_fn(),
+        state.adam_t,
+    )?;
     Ok((model, opt, state))
 }
 

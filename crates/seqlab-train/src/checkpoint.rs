@@ -123,6 +123,22 @@ pub fn read_trainer_state<C: DeserializeOwned>(dir: &Path) -> Result<TrainerStat
     })
 }
 
+/// The AdamW of a resumed run: slots for `params` with their decay groups, the moments read
+/// back exactly from `dir/optimizer.safetensors` ([`read_optimizer_moments`]) and the step count
+/// `adam_t` of the trainer state.
+pub fn read_optimizer(
+    dir: &Path,
+    params: &[(String, candle_core::Var)],
+    weight_decay: f64,
+    decay: impl Fn(&str) -> bool,
+    adam_t: u64,
+) -> Result<AdamW> {
+    let mut opt = AdamW::new(params, weight_decay, decay)?;
+    read_optimizer_moments(dir, &mut opt)?;
+    opt.t = adam_t;
+    Ok(opt)
+}
+
 /// Restores the AdamW moments `m.<param>` / `v.<param>` of every slot of `opt` exactly from
 /// `dir/optimizer.safetensors` (the step count `t` is the caller's, from its state file).
 pub fn read_optimizer_moments(dir: &Path, opt: &mut AdamW) -> Result<()> {

@@ -25,8 +25,9 @@ pub mod plot;
 pub mod step_loop;
 
 pub use checkpoint::{
-    checkpoint_to_resume, find_checkpoint, read_optimizer_moments, read_trainer_state,
-    write_checkpoint_with, TrainerState, CHECKPOINT_DIR, OPTIMIZER_FILE, STATE_FILE,
+    checkpoint_to_resume, find_checkpoint, read_optimizer, read_optimizer_moments,
+    read_trainer_state, write_checkpoint_with, TrainerState, CHECKPOINT_DIR, OPTIMIZER_FILE,
+    STATE_FILE,
 };
 pub use config::LoopConfig;
 pub use error::{Result, TrainError};

@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::train::config::TrainConfig;
 use crate::train::model::TrainModel;
-use seqlab_train::{read_optimizer_moments, read_trainer_state, write_checkpoint_with, AdamW};
+use seqlab_train::{read_optimizer, read_trainer_state, write_checkpoint_with, AdamW};
 use std::path::Path;
 
 pub use seqlab_train::{CHECKPOINT_DIR, OPTIMIZER_FILE, STATE_FILE};
@@ -39,8 +39,12 @@ pub fn write_checkpoint(
 pub fn read_checkpoint(dir: &Path, weight_decay: f64) -> Result<(TrainModel, AdamW, TrainerState)> {
     let state: TrainerState = read_trainer_state(dir)?;
     let model = TrainModel::load(state.config.model, dir)?;
-    let mut opt = AdamW::new(model.params(), weight_decay, model.decay_fn())?;
-    read_optimizer_moments(dir, &mut opt)?;
-    opt.t = state.adam_t;
+    let opt = read_optimizer(
+        dir,
+        model.params(),
+        weight_decay,
+        model.decay_fn(),
+        state.adam_t,
+    )?;
     Ok((model, opt, state))
 }
