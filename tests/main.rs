@@ -9,6 +9,7 @@ mod cli_diffusion_train;
 mod cli_eval;
 mod cli_generate;
 mod cli_prepare;
+mod cli_runs;
 mod cli_speculate;
 mod cli_synthetic;
 mod cli_tokenizer;

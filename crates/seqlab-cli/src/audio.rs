@@ -16,7 +16,7 @@
 //!   [`audio_stats`](crate::audio_stats) (RMS, envelope CV, spectral flatness, silent frames,
 //!   verdict silence / noise / steady / structured) is printed and written to `OUT/stats.json`.
 
-use crate::flag_context::{check_resume, with_flag};
+use crate::flag_context::{print_config_changes, with_flag};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use seqlab_data::{DataKind, TokenDataset};
@@ -59,9 +59,14 @@ struct AudioTrainArgs {
     /// anywhere).
     #[arg(long, value_name = "CFG.json")]
     config: Option<PathBuf>,
-    /// Continue from RUN_DIR/checkpoint.
-    #[arg(long)]
+    /// Continue from RUN_DIR/checkpoint with the run's stored config; a --config or
+    /// --max-steps may change only the keys `seqlab train --help` lists (each change printed
+    /// and recorded in RUN_DIR/config_changes.jsonl).
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start a new run in RUN_DIR even though it holds one, deleting the old run.
+    #[arg(long)]
+    overwrite: bool,
     /// Override the config's max_steps.
     #[arg(long, value_name = "N")]
     max_steps: Option<u64>,
@@ -124,27 +129,12 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
             args.data.display()
         );
     }
-    // Audio defaults under the file's keys: SaShiMi over 1,024-sample windows.
-    let mut json = serde_json::json!({"model": "sashimi", "seq_len": 1024});
-    if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("bad config {}: {e}", path.display()))?;
-        let Some(obj) = v.as_object() else {
-            bail!("bad config {}: not a JSON object", path.display());
-        };
-        for (k, x) in obj {
-            json[k] = x.clone();
-        }
-    }
-    let mut cfg = TrainConfig::from_json_str(&json.to_string()).map_err(|e| {
-        let what = args
-            .config
-            .as_ref()
-            .map_or("the default config".into(), |p| p.display().to_string());
-        anyhow::anyhow!("bad config {what}: {e}")
-    })?;
+    let mut cfg = if let (None, true) = (&args.config, args.resume) {
+        // A resume without a config continues with the run's own config, never the defaults.
+        seqlab_lm::train::stored_config(&args.out).map_err(|e| with_flag(e, "--resume"))?
+    } else {
+        audio_config(args.config.as_deref())?
+    };
     if !matches!(cfg.model, ModelKind::Sashimi | ModelKind::S4) {
         bail!(
             "`seqlab audio train` trains \"sashimi\" or \"s4\" models, the config says \"{}\"",
@@ -160,11 +150,12 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
         data: args.data,
         run_dir: args.out.clone(),
         resume: args.resume,
+        overwrite: args.overwrite,
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    check_resume(opts.resume, &opts.run_dir)?;
     let s = seqlab_lm::train_on(&cfg, &opts, &device)?;
+    print_config_changes(&opts.run_dir, &s.config_changes);
     let bits = |nats: f64| nats / std::f64::consts::LN_2;
     let last = s.metrics.last();
     eprintln!(
@@ -178,6 +169,29 @@ fn train(args: AudioTrainArgs) -> anyhow::Result<()> {
         args.out.join("checkpoint").display()
     );
     Ok(())
+}
+
+/// The audio training config: SaShiMi over 1,024-sample windows, with the keys of `config`
+/// (a JSON file) on top.
+fn audio_config(config: Option<&Path>) -> anyhow::Result<TrainConfig> {
+    // Audio defaults under the file's keys: SaShiMi over 1,024-sample windows.
+    let mut json = serde_json::json!({"model": "sashimi", "seq_len": 1024});
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("bad config {}: {e}", path.display()))?;
+        let Some(obj) = v.as_object() else {
+            bail!("bad config {}: not a JSON object", path.display());
+        };
+        for (k, x) in obj {
+            json[k] = x.clone();
+        }
+    }
+    TrainConfig::from_json_str(&json.to_string()).map_err(|e| {
+        let what = config.map_or("the default config".into(), |p| p.display().to_string());
+        anyhow::anyhow!("bad config {what}: {e}")
+    })
 }
 
 /// splitmix64: a small seeded generator for sampling (deterministic across platforms).

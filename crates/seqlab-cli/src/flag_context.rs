@@ -12,17 +12,19 @@ pub fn with_flag(err: impl Into<anyhow::Error>, flag: &str) -> anyhow::Error {
     }
 }
 
-/// With `--resume`, fails unless `run_dir` holds a complete checkpoint (`checkpoint/`, else
-/// `checkpoint.old/`), naming the flag; the training loop would refuse too, in its own words.
-pub fn check_resume(resume: bool, run_dir: &std::path::Path) -> anyhow::Result<()> {
-    if resume && seqlab_lm::train::find_checkpoint(run_dir).is_none() {
-        anyhow::bail!(
-            "--resume: no checkpoint in {} (expected {}/checkpoint/trainer_state.json)",
-            run_dir.display(),
-            run_dir.display()
+/// Prints each config change a resume made, once (the trainer appended them to
+/// `RUN_DIR/config_changes.jsonl` before its first step).
+pub fn print_config_changes(run_dir: &std::path::Path, changes: &[seqlab_train::ConfigChange]) {
+    for c in changes {
+        eprintln!(
+            "resume: {} changed from {} to {} at step {} (recorded in {})",
+            c.key,
+            c.from,
+            c.to,
+            c.step,
+            run_dir.join(seqlab_train::CONFIG_CHANGES_FILE).display()
         );
     }
-    Ok(())
 }
 
 #[cfg(test)]

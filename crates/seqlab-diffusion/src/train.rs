@@ -18,8 +18,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use seqlab_data::{Split, SplitView, TokenDataset};
 use seqlab_train::{
-    checkpoint_to_resume, read_metrics, read_optimizer, read_trainer_state, run_steps,
-    write_checkpoint_with, AdamW, LoopStart, TrainOptions, TrainSummary, TrainerState,
+    checkpoint_to_resume, read_optimizer, read_trainer_state, run_steps, write_checkpoint_with,
+    AdamW, ConfigChange, LoopStart, MetricsHistory, TrainOptions, TrainSummary, TrainerState,
     METRICS_FILE,
 };
 use std::path::Path;
@@ -85,6 +85,45 @@ pub fn read_checkpoint(
     Ok((model, opt, state))
 }
 
+/// The config of the diffusion run in `run_dir`: the one its checkpoint was trained with
+/// (verified and read under the run's lock, see [`seqlab_train::read_run_state`]). A resume without a config file continues with it.
+pub fn stored_config(run_dir: &Path) -> Result<DiffusionConfig> {
+    let state: DiffusionTrainerState = seqlab_train::read_run_state(run_dir)?;
+    DiffusionConfig::from_value(state.config)
+}
+
+/// The keys a diffusion resume may change: the schedule's length and the cadence of
+/// checkpoints, validation and metrics rows (docs/training.md#resume).
+pub const RESUME_CHANGEABLE: [&str; 4] =
+    ["max_steps", "checkpoint_every", "eval_every", "log_every"];
+
+/// The changes resuming the run of `state` with `cfg` makes: the differences from the
+/// checkpoint's config, each in a key that may change, or the error naming the first key that
+/// may not (docs/training.md#resume); and the schedule must not end before the checkpoint.
+fn check_resume_config(
+    state: &DiffusionTrainerState,
+    cfg: &DiffusionConfig,
+) -> Result<Vec<ConfigChange>> {
+    if state.seed != cfg.lm.seed {
+        return Err(DiffusionError::Mismatch(format!(
+            "the checkpoint was trained with seed {}, the config says {}",
+            state.seed, cfg.lm.seed
+        )));
+    }
+    // Through the config type, so keys an older checkpoint lacks compare as their defaults.
+    let stored = DiffusionConfig::from_value(state.config.clone())?.to_value();
+    let changes =
+        seqlab_train::config_changes(&stored, &cfg.to_value(), &RESUME_CHANGEABLE, state.step)?;
+    if cfg.lm.max_steps < state.step {
+        return Err(seqlab_train::TrainError::ScheduleEndsBeforeCheckpoint {
+            max_steps: cfg.lm.max_steps,
+            step: state.step,
+        }
+        .into());
+    }
+    Ok(changes)
+}
+
 /// Trains (or resumes) the masked diffusion LM of `cfg` on `opts.data`, writing into
 /// `opts.run_dir`: `metrics.jsonl`, `loss.png`, `train_config.json` and `checkpoint/` (a
 /// loadable denoiser directory with `tokenizer.json`, plus the optimizer and trainer state).
@@ -107,13 +146,11 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
             run.display()
         ))
     })?;
-    let cfg_json = serde_json::to_string_pretty(&cfg.to_value()).expect("config serialises");
-    seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())
-        .map_err(|e| DiffusionError::Io(format!("run directory is not writable: {e}")))?;
+    // Held until this function returns (or the process dies).
+    let _lock = seqlab_train::claim_run_dir(opts)?;
     let lm = &cfg.lm;
 
-    let metrics_path = run.join(METRICS_FILE);
-    let (model, mut opt, start, earlier) = if opts.resume {
+    let (model, mut opt, start, earlier, changes) = if opts.resume {
         let dir = checkpoint_to_resume(run)?;
         let (model, opt, state) = read_checkpoint(&dir, lm.weight_decay)?;
         if !model.config().same_model(cfg) {
@@ -129,26 +166,27 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
                 model.vocab_size()
             )));
         }
-        if state.seed != lm.seed {
-            return Err(DiffusionError::Mismatch(format!(
-                "the checkpoint was trained with seed {}, the config says {}",
-                state.seed, lm.seed
-            )));
-        }
-        let earlier = read_metrics(&metrics_path, state.step)?;
-        (model, opt, state.step, earlier)
+        let changes = check_resume_config(&state, cfg)?;
+        let earlier = MetricsHistory::read(&run.join(METRICS_FILE), state.step)?;
+        (model, opt, state.step, earlier, changes)
     } else {
         let model = AnyDenoiser::init(cfg, vocab)?;
         let opt = AdamW::new(model.params(), lm.weight_decay, model.decay_fn())?;
-        (model, opt, 0, Vec::new())
+        (model, opt, 0, MetricsHistory::default(), Vec::new())
     };
     let mut sampler = lm.train_batches(&train_view, start)?;
+    // The run is about to start: record what the resume changed and the config it runs with.
+    seqlab_train::record_config_changes(run, &changes)?;
+    let cfg_json = serde_json::to_string_pretty(&cfg.to_value()).expect("config serialises");
+    seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())
+        .map_err(|e| DiffusionError::Io(format!("run directory is not writable: {e}")))?;
+
     let tokenizer = ds.tokenizer_path().filter(|p| p.is_file());
     let start = LoopStart {
         step: start,
         earlier,
     };
-    run_steps(
+    let mut summary = run_steps(
         &lm.loop_config(),
         opts,
         start,
@@ -186,5 +224,7 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
                 tokenizer.as_deref(),
             )
         },
-    )
+    )?;
+    summary.config_changes = changes;
+    Ok(summary)
 }

@@ -32,6 +32,7 @@ fn opts(data: &Path, run: &Path, resume: bool, stop_at: Option<u64>) -> TrainOpt
         data: data.to_path_buf(),
         run_dir: run.to_path_buf(),
         resume,
+        overwrite: false,
         stop_at,
         progress: false,
     }

@@ -129,6 +129,9 @@ pub fn load_lm(path: &Path) -> Result<LoadedLm> {
             }
         });
     }
+    // A checkpoint seqlab trained carries a manifest of checksums: a changed byte is an error
+    // naming the file. Directories without one (bundled or Hugging Face models) load as is.
+    seqlab_train::verify_manifest(path)?;
     let (model, eos_id) = match kind_of_dir(path)? {
         "mamba" => {
             let m = MambaLm::load(path)?;

@@ -108,6 +108,7 @@ mod training {
             data: data.clone(),
             run_dir: run.to_path_buf(),
             resume: false,
+            overwrite: false,
             stop_at: None,
             progress: false,
         };

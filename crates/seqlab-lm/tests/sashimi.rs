@@ -130,6 +130,7 @@ fn trains_and_resumes_bit_exactly() {
         data: data.clone(),
         run_dir: run.to_path_buf(),
         resume: false,
+        overwrite: false,
         stop_at: None,
         progress: false,
     };
@@ -241,6 +242,7 @@ fn trains_on_clip_prefixes_and_continues_at_another_length() {
         data: data.clone(),
         run_dir: run.clone(),
         resume: false,
+        overwrite: false,
         stop_at: None,
         progress: false,
     };

@@ -60,6 +60,7 @@ fn opts(run: &Path) -> TrainOptions {
         data: data_dir().to_path_buf(),
         run_dir: run.to_path_buf(),
         resume: false,
+        overwrite: false,
         stop_at: None,
         progress: false,
     }

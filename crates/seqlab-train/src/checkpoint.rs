@@ -3,13 +3,19 @@
 //! `optimizer.safetensors` (AdamW moments `m.<param>` / `v.<param>`) and `trainer_state.json`
 //! ([`TrainerState`]: step, seed, sampler state, optimizer step count, the trainer's config).
 //!
+//! Integrity: `manifest.json` ([`crate::manifest`]), written after every other file, holds each
+//! file's size and CRC-32 and the step; [`read_trainer_state`] verifies it and checks that the
+//! state is one a trainer can have written (step ≥ 1, within the config's `max_steps`, AdamW's
+//! step count and the sampler's position equal to the step, the manifest's step the same).
+//!
 //! Crash safety: a new checkpoint is written completely into `checkpoint.tmp/` (each file
-//! atomically, the state file last), then `checkpoint/` is renamed to `checkpoint.old/`,
+//! atomically, the state file and then the manifest last), then `checkpoint/` is renamed to `checkpoint.old/`,
 //! `checkpoint.tmp/` to `checkpoint/`, and `checkpoint.old/` removed. At every instant one
 //! complete checkpoint exists: [`find_checkpoint`] takes `checkpoint/` and falls back to
 //! `checkpoint.old/` (a crash between the two renames).
 
 use crate::error::{Result, TrainError};
+use crate::manifest::{verify_manifest, write_manifest};
 use crate::optim::{AdamSlot, AdamW};
 use candle_core::{DType, Device, Tensor};
 use seqlab_data::SamplerState;
@@ -42,7 +48,7 @@ pub struct TrainerState<C> {
 
 /// Writes a checkpoint into `run_dir/checkpoint/` (see the module docs): `save` writes the
 /// model files into the new checkpoint directory, `state_json` becomes `trainer_state.json`
-/// (written last), the AdamW moments of `opt` `optimizer.safetensors` (f32, host copies), and
+/// (written after the model files), then `manifest.json` over all of them, the AdamW moments of `opt` `optimizer.safetensors` (f32, host copies), and
 /// `tokenizer`, when given, is copied to `tokenizer.json`.
 pub fn write_checkpoint_with<E: From<TrainError>>(
     run_dir: &Path,
@@ -81,6 +87,14 @@ fn write_checkpoint_rest(
     }
     seqlab_tensor::save_atomic(tmp.join(OPTIMIZER_FILE), &moments)?;
     seqlab_io::write_atomic(tmp.join(STATE_FILE), state_json)?;
+    let step = serde_json::from_slice::<serde_json::Value>(state_json)
+        .ok()
+        .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64))
+        .ok_or_else(|| TrainError::BadState {
+            path: tmp.join(STATE_FILE),
+            reason: "the state to write has no `step`".into(),
+        })?;
+    write_manifest(tmp, step)?;
 
     let cur = run_dir.join(CHECKPOINT_DIR);
     let old = run_dir.join("checkpoint.old");
@@ -113,14 +127,60 @@ pub fn checkpoint_to_resume(run_dir: &Path) -> Result<PathBuf> {
     })
 }
 
-/// Reads `dir/trainer_state.json` with the trainer's config type `C`.
+/// Reads `dir/trainer_state.json` with the trainer's config type `C`, after verifying the
+/// checkpoint's manifest (every file's size and CRC-32; a checkpoint without a manifest, from
+/// before manifests existed, is read unverified), and checks that the state is plausible: a
+/// checkpoint is written only after a step, so `step ≥ 1`; `step ≤` the config's `max_steps`;
+/// AdamW takes one step per training step, so `adam_t = step`; the sampler is at batch `step` of
+/// the run's seed; and the manifest was written for the same step.
 pub fn read_trainer_state<C: DeserializeOwned>(dir: &Path) -> Result<TrainerState<C>> {
+    let manifest = verify_manifest(dir)?;
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::file("read", &path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::BadState {
-        path,
-        reason: e.to_string(),
-    })
+    let bad = |reason: String| TrainError::BadState {
+        path: path.clone(),
+        reason,
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let max_steps = value
+        .get("config")
+        .and_then(|c| c.get("max_steps"))
+        .and_then(serde_json::Value::as_u64);
+    let state: TrainerState<C> = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+    let implausible = |reason: String| {
+        Err(TrainError::ImplausibleState {
+            path: path.clone(),
+            reason,
+        })
+    };
+    if state.step == 0 {
+        return implausible("step 0, but a checkpoint is written only after a step".into());
+    }
+    if let Some(max) = max_steps.filter(|&m| state.step > m) {
+        return implausible(format!(
+            "step {} is beyond the config's max_steps {max}",
+            state.step
+        ));
+    }
+    if state.adam_t != state.step {
+        return implausible(format!(
+            "AdamW's step count adam_t = {} differs from step = {} (one AdamW step per step)",
+            state.adam_t, state.step
+        ));
+    }
+    if state.sampler.step != state.step || state.sampler.seed != state.seed {
+        return implausible(format!(
+            "the batch sampler is at batch {} of seed {}, the run at step {} of seed {}",
+            state.sampler.step, state.sampler.seed, state.step, state.seed
+        ));
+    }
+    if let Some(m) = manifest.filter(|m| m.step != state.step) {
+        return implausible(format!(
+            "step {}, but its manifest was written for step {}",
+            state.step, m.step
+        ));
+    }
+    Ok(state)
 }
 
 /// The AdamW of a resumed run: slots for `params` with their decay groups, the moments read
@@ -204,6 +264,12 @@ mod tests {
         let dir = checkpoint_to_resume(run.path()).unwrap();
         assert_eq!(dir, run.path().join(CHECKPOINT_DIR));
         assert!(dir.join("model.txt").is_file());
+        let manifest = verify_manifest(&dir).unwrap().unwrap();
+        assert_eq!(manifest.step, 1);
+        assert_eq!(
+            manifest.files.keys().collect::<Vec<_>>(),
+            vec!["model.txt", OPTIMIZER_FILE, STATE_FILE]
+        );
         assert!(!run.path().join("checkpoint.old").exists());
         assert!(!run.path().join("checkpoint.tmp").exists());
         assert_eq!(read_trainer_state::<String>(&dir).unwrap(), state);
@@ -213,6 +279,26 @@ mod tests {
             let (am, bm) = (a.m.to_vec1::<f32>().unwrap(), b.m.to_vec1::<f32>().unwrap());
             let (av, bv) = (a.v.to_vec1::<f32>().unwrap(), b.v.to_vec1::<f32>().unwrap());
             assert_eq!((am, av), (bm, bv));
+        }
+        // Implausible states are refused, naming what is wrong.
+        for (edit, want) in [
+            (r#""step": 0"#, "step 0"),
+            (
+                r#""adam_t": 9223372036854775808"#,
+                "adam_t = 9223372036854775808",
+            ),
+            (r#""step": 999"#, "max_steps"),
+        ] {
+            let mut v = serde_json::to_value(&state).unwrap();
+            let (key, val) = edit.split_once(": ").unwrap();
+            v[key.trim_matches('"')] = serde_json::from_str(val).unwrap();
+            v["config"] = serde_json::json!({"max_steps": 5});
+            let bad = tempfile::tempdir().unwrap();
+            std::fs::write(bad.path().join(STATE_FILE), v.to_string()).unwrap();
+            let e = read_trainer_state::<serde_json::Value>(bad.path())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("implausible") && e.contains(want), "{edit}: {e}");
         }
         let other = vec![("u".to_string(), p[0].1.clone())];
         let mut wrong = AdamW::new(&other, 0.1, |_| true).unwrap();

@@ -70,6 +70,82 @@ pub enum TrainError {
         /// The step (1-based).
         step: u64,
     },
+    /// Another process holds the run directory's lock ([`crate::RunLock`]).
+    #[error(
+        "run directory {} is in use by {holder} (lock file {}); wait for that run to end or stop it",
+        run.display(),
+        lock.display()
+    )]
+    RunLocked {
+        /// The run directory.
+        run: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// Who holds it: pid, host and start time, as the holder wrote them.
+        holder: String,
+    },
+    /// A fresh run was asked for in a directory that already holds one.
+    #[error(
+        "{} already holds a run ({what}); continue it with --resume, or start over with --overwrite",
+        run.display()
+    )]
+    RunExists {
+        /// The run directory.
+        run: PathBuf,
+        /// What was found (a checkpoint and its step, metrics.jsonl).
+        what: String,
+    },
+    /// A resume's config changes a key that may not change (docs/training.md#resume).
+    #[error(
+        "`{key}` cannot change on resume: the run has {stored}, the config says {requested} \
+         (only {allowed} may change)"
+    )]
+    ConfigChanged {
+        /// The key.
+        key: String,
+        /// Its value in the checkpoint's config (JSON).
+        stored: String,
+        /// Its value in the config given now (JSON).
+        requested: String,
+        /// The keys that may change, comma-separated.
+        allowed: String,
+    },
+    /// A resume's `max_steps` ends the schedule before the step the checkpoint reached.
+    #[error("max_steps {max_steps} is below the step the checkpoint reached ({step})")]
+    ScheduleEndsBeforeCheckpoint {
+        /// The requested schedule length.
+        max_steps: u64,
+        /// The checkpoint's step.
+        step: u64,
+    },
+    /// A checkpoint file does not match its checksum or size in the manifest.
+    #[error("checkpoint file {} is corrupt: {reason} (per {})", path.display(), manifest.display())]
+    CorruptCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// The manifest.
+        manifest: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// `trainer_state.json` parses but cannot describe a run this trainer wrote.
+    #[error("implausible trainer state {}: {reason}", path.display())]
+    ImplausibleState {
+        /// The state file.
+        path: PathBuf,
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// A line of `metrics.jsonl` is not a metrics row.
+    #[error("bad metrics file {} line {line}: {reason}", path.display())]
+    BadMetrics {
+        /// The metrics file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The loss curve could not be drawn.
     #[error("plot: {0}")]
     Plot(String),

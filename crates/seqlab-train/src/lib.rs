@@ -10,7 +10,10 @@
 //!   the linear warmup + cosine schedule [`lr_at`], global-norm clipping;
 //! - [`checkpoint`]: crash-safe checkpoint directories, the trainer state and the optimizer
 //!   moments, restored exactly so a resumed run continues bit for bit;
-//! - [`metrics`]: `metrics.jsonl` ([`MetricRow`]);
+//! - [`metrics`]: `metrics.jsonl` ([`MetricRow`]), append-only, read strictly on resume;
+//! - [`manifest`]: the checksum manifest of a checkpoint, verified before it is loaded;
+//! - [`run_lock`] and [`run_dir`]: one process per run directory, no fresh run over an old one
+//!   without `overwrite`, and the config keys a resume may change;
 //! - [`plot`]: the loss-curve PNG and the PNG encoder other plots use.
 //!
 //! What a model is (its parameters, forward pass, files and decay groups) stays with the
@@ -19,9 +22,12 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod manifest;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod run_dir;
+pub mod run_lock;
 pub mod step_loop;
 
 pub use checkpoint::{
@@ -31,7 +37,13 @@ pub use checkpoint::{
 };
 pub use config::LoopConfig;
 pub use error::{Result, TrainError};
-pub use metrics::{read_metrics, MetricRow, MetricsLog, METRICS_FILE};
+pub use manifest::{verify_manifest, write_manifest, Manifest, MANIFEST_FILE};
+pub use metrics::{read_metrics, MetricRow, MetricsHistory, MetricsLog, METRICS_FILE};
 pub use optim::{clip_grad_norm, global_norm, lr_at, AdamSlot, AdamW};
 pub use plot::{write_plot, PLOT_FILE};
+pub use run_dir::{
+    claim_run_dir, config_changes, read_run_state, record_config_changes, ConfigChange,
+    CONFIG_CHANGES_FILE,
+};
+pub use run_lock::{RunLock, LOCK_FILE};
 pub use step_loop::{run_steps, LoopStart, TrainOptions, TrainSummary};

@@ -12,7 +12,7 @@
 
 use crate::config::LoopConfig;
 use crate::error::TrainError;
-use crate::metrics::{MetricRow, MetricsLog};
+use crate::metrics::{MetricRow, MetricsHistory, MetricsLog};
 use crate::optim::{clip_grad_norm, AdamW};
 use crate::plot::write_plot;
 use candle_core::{DType, Tensor, Var};
@@ -29,6 +29,9 @@ pub struct TrainOptions {
     pub run_dir: PathBuf,
     /// Continue from `RUN_DIR/checkpoint`.
     pub resume: bool,
+    /// A fresh run (not `resume`) into a directory that already holds a run removes that run
+    /// first instead of refusing ([`crate::claim_run_dir`]).
+    pub overwrite: bool,
     /// Stop (with a checkpoint) after this many steps, without changing the schedule.
     pub stop_at: Option<u64>,
     /// Show a progress bar on stderr.
@@ -46,6 +49,9 @@ pub struct TrainSummary {
     pub val_loss: Option<f64>,
     /// Wall-clock seconds of this call.
     pub seconds: f64,
+    /// The config changes this resume made (recorded in `config_changes.jsonl`; set by the
+    /// trainer).
+    pub config_changes: Vec<crate::run_dir::ConfigChange>,
 }
 
 /// Where a run starts: its first step and the metric rows kept from the checkpoint resumed.
@@ -53,8 +59,9 @@ pub struct TrainSummary {
 pub struct LoopStart {
     /// Steps already taken (0 for a fresh run).
     pub step: u64,
-    /// Rows of `metrics.jsonl` up to `step` ([`crate::read_metrics`]); rewritten first.
-    pub earlier: Vec<MetricRow>,
+    /// Rows of `metrics.jsonl` up to `step` ([`MetricsHistory::read`]); written back byte for
+    /// byte first.
+    pub earlier: MetricsHistory,
 }
 
 /// Runs steps `start.step..min(stop_at, max_steps)` of `cfg` over `sampler` (positioned at
@@ -86,6 +93,7 @@ pub fn run_steps<E: From<TrainError>>(
         metrics: Vec::new(),
         val_loss: None,
         seconds: 0.0,
+        config_changes: Vec::new(),
     };
     let mut step = start.step;
     while step < end {
@@ -143,7 +151,7 @@ pub fn run_steps<E: From<TrainError>>(
         bar.inc(1);
         if (cfg.checkpoint_every > 0 && step.is_multiple_of(cfg.checkpoint_every)) || step == end {
             save(step, sampler.state(), opt)?;
-            write_plot(run, start.earlier.iter().chain(&summary.metrics))?;
+            write_plot(run, start.earlier.rows.iter().chain(&summary.metrics))?;
         }
     }
     bar.finish_and_clear();

@@ -1,9 +1,9 @@
 //! `seqlab diffusion train --backbone transformer|mamba --data DIR -o RUN [--config CFG.json]
-//! [--steps N] [--stop-after N] [--schedule NAME] [--resume]`: trains a masked diffusion LM
+//! [--steps N] [--stop-after N] [--schedule NAME] [--resume | --overwrite]`: trains a masked diffusion LM
 //! (`seqlab_diffusion::train`) and writes `RUN/metrics.jsonl`, `RUN/loss.png` and
 //! `RUN/checkpoint/` (a denoiser directory the samplers and `seqlab diffusion nelbo` load).
 
-use crate::flag_context::check_resume;
+use crate::flag_context::{print_config_changes, with_flag};
 use anyhow::Context;
 use seqlab_diffusion::{DiffusionConfig, NoiseSchedule};
 use seqlab_lm::train::ModelKind;
@@ -12,6 +12,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Train a masked diffusion language model.
+///
+/// A run directory belongs to one process at a time; a new run into one that holds a run is
+/// refused unless --overwrite is given. --resume continues with the config stored in the
+/// checkpoint; a --config (or --steps, --schedule, --backbone) may change only max_steps,
+/// checkpoint_every, eval_every and log_every, each change printed and appended to
+/// RUN_DIR/config_changes.jsonl; any other difference is an error naming the key.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// Bidirectional backbone; overrides the config's `model` key (default: the config's, else
@@ -30,9 +36,13 @@ pub struct TrainArgs {
     /// Run directory for metrics, the loss plot and the checkpoint.
     #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
     out: PathBuf,
-    /// Continue from RUN_DIR/checkpoint (bit-for-bit the same losses as an uninterrupted run).
-    #[arg(long)]
+    /// Continue from RUN_DIR/checkpoint (bit-for-bit the same losses as an uninterrupted run),
+    /// with the run's stored config (see above for what may change).
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start a new run in RUN_DIR even though it holds one, deleting the old run.
+    #[arg(long)]
+    overwrite: bool,
     /// Override the config's max_steps (the schedule's length).
     #[arg(long, value_name = "N", alias = "max-steps")]
     steps: Option<u64>,
@@ -90,6 +100,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             DiffusionConfig::from_json_str(&text)
                 .map_err(|e| anyhow::anyhow!("bad config {}: {e}", path.display()))?
         }
+        // A resume continues with the run's own config, never the defaults.
+        None if args.resume => seqlab_diffusion::train::stored_config(&args.out)
+            .map_err(|e| with_flag(e, "--resume"))?,
         None => DiffusionConfig::default(),
     };
     if let Some(b) = args.backbone {
@@ -109,11 +122,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         data: args.data,
         run_dir: args.out.clone(),
         resume: args.resume,
+        overwrite: args.overwrite,
         stop_at: args.stop_after,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
-    check_resume(opts.resume, &opts.run_dir)?;
     let s = seqlab_diffusion::train::train(&cfg, &opts)?;
+    print_config_changes(&opts.run_dir, &s.config_changes);
     let last = s.metrics.last();
     eprintln!(
         "trained {} steps in {:.1} s: train NELBO {}, val NELBO {} nats/token; checkpoint {}",

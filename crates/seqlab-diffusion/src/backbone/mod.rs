@@ -224,6 +224,8 @@ impl AnyDenoiser {
                 dir.display()
             )));
         }
+        // A trained checkpoint's manifest of checksums (none in bundled model directories).
+        seqlab_train::verify_manifest(dir)?;
         let (cfg, data_vocab, t) = read_model_dir(dir)?;
         Ok(match cfg.lm.model {
             ModelKind::Transformer => {

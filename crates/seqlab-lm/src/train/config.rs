@@ -180,6 +180,21 @@ impl TrainConfig {
         }
     }
 
+    /// The keys a resume may change from this (the checkpoint's) config: the schedule's
+    /// length `max_steps` and the cadence of checkpoints, validation and metrics rows, none of
+    /// which changes the weights of the steps already taken; and `seq_len` for the S4D models
+    /// (S4 LM, SaShiMi with `ssm` "s4d"), whose weights do not depend on the length, so
+    /// training may go on at another one. docs/training.md#resume.
+    pub fn resume_changeable(&self) -> Vec<&'static str> {
+        let mut keys = vec!["max_steps", "checkpoint_every", "eval_every", "log_every"];
+        if matches!(self.model, ModelKind::S4 | ModelKind::Sashimi)
+            && self.ssm == crate::s4lm::SsmName::S4d
+        {
+            keys.push("seq_len");
+        }
+        keys
+    }
+
     /// The step loop's settings of this config (the schedule, clipping, how often to validate,
     /// log and checkpoint; a step's batch holds `batch_size · seq_len` tokens).
     pub fn loop_config(&self) -> seqlab_train::LoopConfig {

@@ -27,14 +27,16 @@ pub use config::{MlpName, ModelKind, TrainConfig};
 pub use model::TrainModel;
 pub use seqlab_train::{
     checkpoint_to_resume, clip_grad_norm, find_checkpoint, global_norm, lr_at, read_metrics,
-    read_optimizer_moments, run_steps, write_checkpoint_with, write_plot, AdamW, LoopConfig,
-    LoopStart, MetricRow, TrainOptions, TrainSummary, METRICS_FILE, PLOT_FILE,
+    read_optimizer_moments, run_steps, write_checkpoint_with, write_plot, AdamW, ConfigChange,
+    LoopConfig, LoopStart, MetricRow, MetricsHistory, TrainOptions, TrainSummary,
+    CONFIG_CHANGES_FILE, METRICS_FILE, PLOT_FILE,
 };
 
 use crate::error::{LmError, Result};
 use crate::mamba::train_model::{cross_entropy, window_seq_idx};
 use candle_core::{DType, Device};
 use seqlab_data::{Split, SplitView, TokenDataset};
+use std::path::Path;
 
 /// Validation loss: mean cross-entropy over the first `cfg.eval_batches` of
 /// [`TrainConfig::eval_batches`] of `view` (summed per token in f64).
@@ -58,6 +60,40 @@ pub fn evaluate(model: &TrainModel, view: &SplitView, cfg: &TrainConfig) -> Resu
         ));
     }
     Ok(sum / count as f64)
+}
+
+/// The config of the run in `run_dir`: the one its checkpoint was trained with (verified and
+/// read under the run's lock, see [`seqlab_train::read_run_state`]). A resume without a config file continues with it.
+pub fn stored_config(run_dir: &Path) -> Result<TrainConfig> {
+    let state: TrainerState = seqlab_train::read_run_state(run_dir)?;
+    Ok(state.config)
+}
+
+/// The changes resuming the run of `state` with `cfg` makes: the differences from the
+/// checkpoint's config, each in a key that may change, or the error naming the first key that
+/// may not (docs/training.md#resume); and the schedule must not end before the checkpoint.
+fn check_resume_config(state: &TrainerState, cfg: &TrainConfig) -> Result<Vec<ConfigChange>> {
+    if state.seed != cfg.seed {
+        return Err(LmError::Mismatch(format!(
+            "the checkpoint was trained with seed {}, the config says {}",
+            state.seed, cfg.seed
+        )));
+    }
+    let value = |c: &TrainConfig| serde_json::to_value(c).expect("config serialises");
+    let changes = seqlab_train::config_changes(
+        &value(&state.config),
+        &value(cfg),
+        &state.config.resume_changeable(),
+        state.step,
+    )?;
+    if cfg.max_steps < state.step {
+        return Err(seqlab_train::TrainError::ScheduleEndsBeforeCheckpoint {
+            max_steps: cfg.max_steps,
+            step: state.step,
+        }
+        .into());
+    }
+    Ok(changes)
 }
 
 /// Trains (or resumes) the LM `cfg.model` names with `cfg` on `opts.data`, writing into `opts.run_dir`.
@@ -85,35 +121,34 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
         path: run.to_path_buf(),
         source,
     })?;
-    let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
-    seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())?;
+    // Held until this function returns (or the process dies).
+    let _lock = seqlab_train::claim_run_dir(opts)?;
 
-    let metrics_path = run.join(METRICS_FILE);
-    let (model, mut opt, start, earlier) = if opts.resume {
+    let (model, mut opt, start, earlier, changes) = if opts.resume {
         let dir = checkpoint_to_resume(run)?;
         let (model, opt, state) = read_checkpoint(&dir, cfg.weight_decay)?;
         model.check_matches(cfg, vocab)?;
+        let changes = check_resume_config(&state, cfg)?;
+        let earlier = MetricsHistory::read(&run.join(METRICS_FILE), state.step)?;
         let (model, opt) = (model.to_device(device)?, opt.to_device(device)?);
-        if state.seed != cfg.seed {
-            return Err(LmError::Mismatch(format!(
-                "the checkpoint was trained with seed {}, the config says {}",
-                state.seed, cfg.seed
-            )));
-        }
-        let earlier = read_metrics(&metrics_path, state.step)?;
-        (model, opt, state.step, earlier)
+        (model, opt, state.step, earlier, changes)
     } else {
         let model = TrainModel::init(cfg, vocab, DType::F32)?.to_device(device)?;
         let opt = AdamW::new(model.params(), cfg.weight_decay, model.decay_fn())?;
-        (model, opt, 0, Vec::new())
+        (model, opt, 0, MetricsHistory::default(), Vec::new())
     };
     let mut sampler = cfg.train_batches(&train_view, start)?;
+    // The run is about to start: record what the resume changed and the config it runs with.
+    seqlab_train::record_config_changes(run, &changes)?;
+    let cfg_json = serde_json::to_string_pretty(cfg).expect("config serialises");
+    seqlab_io::write_atomic(run.join("train_config.json"), cfg_json.as_bytes())?;
+
     let tokenizer = ds.tokenizer_path().filter(|p| p.is_file());
     let start = LoopStart {
         step: start,
         earlier,
     };
-    run_steps(
+    let mut summary = run_steps(
         &cfg.loop_config(),
         opts,
         start,
@@ -139,5 +174,7 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
             };
             write_checkpoint(run, &model, opt, &state, tokenizer.as_deref())
         },
-    )
+    )?;
+    summary.config_changes = changes;
+    Ok(summary)
 }
