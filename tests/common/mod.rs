@@ -12,12 +12,38 @@ pub fn seqlab<S: AsRef<OsStr>>(args: &[S]) -> Output {
     seqlab_with_env(args, &[])
 }
 
-/// [`seqlab`] with environment variables `env` set for it.
+/// [`seqlab`] with environment variables `env` set for it. Every run, whatever it tests, must
+/// end without a panic ([`assert_no_panic`]).
 pub fn seqlab_with_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
-    let bin = std::env::var_os("SEQLAB_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_seqlab").into());
-    let mut cmd = Command::new(bin);
+    let mut cmd = seqlab_command();
     cmd.args(args).envs(env.iter().copied());
-    cmd.output().expect("run seqlab")
+    let out = cmd.output().expect("run seqlab");
+    assert_no_panic(&out, &shown(args));
+    out
+}
+
+/// The `seqlab` binary as a `Command` with no arguments yet: `$SEQLAB_BIN` when set, else the
+/// one cargo built. Runs made with it directly must call [`assert_no_panic`] themselves.
+pub fn seqlab_command() -> Command {
+    let bin = std::env::var_os("SEQLAB_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_seqlab").into());
+    Command::new(bin)
+}
+
+/// The CLI's contract for every run: no panic reaches the user — neither Rust's default report
+/// ("thread 'main' panicked at …", status 101) nor seqlab's own one-line report of one
+/// ("error: internal error …").
+#[track_caller]
+pub fn assert_no_panic(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert!(
+        !err.contains("panicked") && !err.contains("error: internal error"),
+        "seqlab {what} panicked: {err}"
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "seqlab {what}: status 101: {err}"
+    );
 }
 
 /// The arguments as one printable string, for assertion messages.

@@ -86,11 +86,12 @@ struct AudioGenerateArgs {
     /// A run directory (its checkpoint/ is used) or a model directory.
     #[arg(long, value_name = "RUN_DIR")]
     model: PathBuf,
-    /// Number of clips.
-    #[arg(short = 'n', long, default_value_t = 4)]
+    /// Number of clips (at most 100,000).
+    #[arg(short = 'n', long, default_value_t = 4,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_SAMPLES))]
     num: usize,
-    /// Seconds per clip (16,000 samples a second).
-    #[arg(long, default_value_t = 1.0)]
+    /// Seconds per clip (16,000 samples a second; at most 3600).
+    #[arg(long, default_value_t = 1.0, value_parser = crate::bounds::audio_seconds)]
     seconds: f64,
     /// Output directory.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
@@ -257,16 +258,11 @@ fn wav_bytes(samples: &[i16]) -> Vec<u8> {
     b
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+/// Writes `bytes` to `path` with `seqlab_io::write_atomic` (temporary file, fsync, rename):
+/// on any error — a full disk, a failed rename — the temporary file is removed and `path` is
+/// left as it was.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(seqlab_io::write_atomic(path, bytes)?)
 }
 
 /// Log-magnitude spectrogram (256-point Hann STFT, hop 64) as an RGB PNG: one column per

@@ -39,8 +39,9 @@ struct PplArgs {
     /// Which split to score.
     #[arg(long, value_enum, default_value_t = SplitArg::Val)]
     split: SplitArg,
-    /// Tokens per window (each window starts from the empty state).
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    /// Tokens per window (each window starts from the empty state; at most 1,048,576).
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_SEQUENCE_TOKENS))]
     window: usize,
     /// Score only the first N tokens of the split.
     #[arg(long, value_name = "N")]
@@ -60,9 +61,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Text both tokenizers must encode identically for a model and a dataset to share ids.
-const PROBE: &str = "To be, or not to be: that is the question. 0123456789 — ¿Qué? \n\t";
-
 fn ppl(args: PplArgs) -> anyhow::Result<()> {
     if args.window < 2 {
         bail!("--window must be at least 2, got {}", args.window);
@@ -81,10 +79,10 @@ fn ppl(args: PplArgs) -> anyhow::Result<()> {
     }
     if let (Some(tok_path), Some(model_tok)) = (ds.tokenizer_path(), lm.tokenizer.as_ref()) {
         let data_tok = seqlab_tokenizer::load(&tok_path)?;
-        let (a, b) = (data_tok.encode(PROBE)?, model_tok.encode(PROBE)?);
-        if data_tok.vocab_size() != model_tok.vocab_size() || a != b {
+        if let Err(diff) = seqlab_tokenizer::same_vocabulary(data_tok.as_ref(), model_tok.as_ref())
+        {
             bail!(
-                "mismatched tokenizers: the dataset {} was made with {} ({} ids), which encodes text differently from the model's ({} ids)",
+                "mismatched tokenizers: the dataset {} was made with {} ({} ids), which encodes text differently from the model's ({} ids): {diff}",
                 args.data.display(),
                 tok_path.display(),
                 data_tok.vocab_size(),

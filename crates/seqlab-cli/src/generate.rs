@@ -39,8 +39,9 @@ pub struct GenerateArgs {
     /// Tokenizer file (default: tokenizer.json in the model directory, when present).
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<PathBuf>,
-    /// Most tokens to generate.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    /// Most tokens to generate (at most 1,048,576).
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_NEW_TOKENS))]
     max_new_tokens: usize,
     /// Greedy or sampled decoding, and the seed.
     #[command(flatten)]
@@ -94,16 +95,30 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     })?;
     let model = &lm.model;
     let tokenizer: Option<Box<dyn Tokenizer>> = match &args.tokenizer {
-        Some(p) => Some(seqlab_tokenizer::load(p).map_err(|e| with_flag(e, "--tokenizer"))?),
+        Some(p) => {
+            let given = seqlab_tokenizer::load(p).map_err(|e| with_flag(e, "--tokenizer"))?;
+            // The model's own tokenizer is the truth: another one would map ids to other text.
+            if let Some(own) = &lm.tokenizer {
+                if let Err(diff) = seqlab_tokenizer::same_vocabulary(given.as_ref(), own.as_ref()) {
+                    bail!(
+                        "mismatched tokenizers: --tokenizer {} is not the model {}'s own \
+                         tokenizer ({diff})",
+                        p.display(),
+                        args.model.display()
+                    );
+                }
+            }
+            Some(given)
+        }
         None => lm.tokenizer,
     };
     if let Some(t) = &tokenizer {
-        if t.vocab_size() > model.vocab_size() {
+        if let Err(diff) =
+            seqlab_tokenizer::check_model_vocabulary(model.vocab_size(), t.vocab_size())
+        {
             bail!(
-                "mismatched vocabularies: the tokenizer has {} ids but the model {} only {}",
-                t.vocab_size(),
-                args.model.display(),
-                model.vocab_size()
+                "mismatched vocabularies for the model {}: {diff}",
+                args.model.display()
             );
         }
     }

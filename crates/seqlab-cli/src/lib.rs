@@ -3,15 +3,19 @@
 //! command is a thin layer over the library crates (docs/architecture.md).
 //!
 //! Every command returns `anyhow::Result`; [`main`] prints a failure as one line on stderr and
-//! exits with status 1 (clap's own usage errors exit with 2).
+//! exits with status 1 (clap's own usage errors exit with 2). A write to a closed pipe ends the
+//! process quietly by `SIGPIPE`; a panic (a bug) is one `error: internal error …` line and
+//! status 101 ([`panic_guard`]).
 
 mod audio;
 mod audio_stats;
+mod bounds;
 mod diffusion;
 mod eval;
 mod flag_context;
 mod generate;
 mod info;
+mod panic_guard;
 mod prepare;
 mod sampling_args;
 mod speculate;
@@ -67,6 +71,7 @@ enum Command {
 
 /// Parse the command line, run the command, and turn any error into one line and exit code 1.
 pub fn main() -> ExitCode {
+    panic_guard::install();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Prepare(args) => prepare::run(args),

@@ -47,7 +47,8 @@ struct TextArgs {
     /// Output directory (created if needed).
     #[arg(long, short = 'o', value_name = "DIR")]
     out: PathBuf,
-    /// Fraction of each file's tokens (its end) that goes to the val split, in [0, 1).
+    /// Fraction of each file's tokens (its end) that goes to the val split, in (0, 1): training
+    /// evaluates on the val split, so it cannot be empty.
     #[arg(long, default_value_t = 0.05, value_name = "F")]
     val_fraction: f64,
     /// Maximum tokens per shard file.
@@ -78,6 +79,11 @@ struct AudioArgs {
     /// Fraction of files for test when WAV_DIR has no split subfolders.
     #[arg(long, default_value_t = 0.1, value_name = "F")]
     test_fraction: f64,
+    /// Refuse (before writing anything) when the clips would take more than this many times
+    /// the bytes of the WAV files: a hop much shorter than the clip copies every sample into
+    /// clip/hop clips.
+    #[arg(long, default_value_t = seqlab_data::DEFAULT_MAX_GROWTH, value_name = "X")]
+    max_growth: f64,
 }
 
 /// Run `seqlab prepare ...`.
@@ -98,6 +104,13 @@ fn run_text(args: TextArgs) -> anyhow::Result<()> {
             .map(TextInput::File)
             .collect()
     };
+    if !(args.val_fraction.is_finite() && args.val_fraction > 0.0 && args.val_fraction < 1.0) {
+        anyhow::bail!(
+            "--val-fraction must be in (0, 1), got {}: `seqlab train` evaluates on the val split, \
+             which would be empty",
+            args.val_fraction
+        );
+    }
     let tokenizer = seqlab_tokenizer::load(&args.tokenizer)
         .with_context(|| format!("cannot load tokenizer {}", args.tokenizer.display()))?;
     let options = TextOptions {
@@ -154,6 +167,7 @@ fn run_audio(args: AudioArgs) -> anyhow::Result<()> {
             .transpose()?,
         val_fraction: args.val_fraction,
         test_fraction: args.test_fraction,
+        max_growth: args.max_growth,
         progress: true,
         ..AudioOptions::default()
     };

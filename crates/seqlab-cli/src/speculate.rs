@@ -41,17 +41,20 @@ pub struct SpeculateArgs {
     /// Prompts file: one prompt per line (text, or `ids: 1,2,3`); `#` lines are comments.
     #[arg(long, value_name = "FILE")]
     prompts: PathBuf,
-    /// Most new tokens per prompt.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    /// Most new tokens per prompt (at most 1,048,576).
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_NEW_TOKENS))]
     max_new_tokens: usize,
-    /// Draft length γ (spec; the starting value with --adaptive).
-    #[arg(long, value_name = "G", default_value_t = 4)]
+    /// Draft length γ (spec; the starting value with --adaptive; at most 1024).
+    #[arg(long, value_name = "G", default_value_t = 4,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_CANDIDATES))]
     gamma: usize,
     /// Adaptive draft length: +2 after a fully accepted round, −1 otherwise (spec).
     #[arg(long)]
     adaptive: bool,
-    /// Largest adaptive draft length.
-    #[arg(long, value_name = "G", default_value_t = 16)]
+    /// Largest adaptive draft length (at most 1024).
+    #[arg(long, value_name = "G", default_value_t = 16,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_CANDIDATES))]
     gamma_max: usize,
     /// BiLD fallback threshold: the little model hands over when its top probability is below.
     #[arg(long, value_name = "A", default_value_t = 0.6)]
@@ -59,8 +62,9 @@ pub struct SpeculateArgs {
     /// BiLD rollback threshold on the big model's cross-entropy of a little token (nats).
     #[arg(long, value_name = "R", default_value_t = 5.0)]
     alpha_rb: f64,
-    /// BiLD: most consecutive little-model tokens.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    /// BiLD: most consecutive little-model tokens (at most 1024).
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_CANDIDATES))]
     max_small: usize,
     /// Greedy (the default) or sampled decoding (spec, big-only, little-only; BiLD decodes
     /// greedily), and the seed of the random stream.
@@ -70,8 +74,9 @@ pub struct SpeculateArgs {
     #[arg(long)]
     ignore_eos: bool,
     /// Timed runs per prompt of the policy and of big-only, interleaved; the fastest of each
-    /// is reported (outputs are deterministic in the seed).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    /// is reported (outputs are deterministic in the seed; at most 1000).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_REPEATS))]
     repeats: usize,
     /// Run the policy's threshold grid (bild: α_FB × α_RB; spec: γ and adaptive).
     #[arg(long)]
@@ -99,9 +104,6 @@ enum PolicyArg {
     #[value(name = "little-only")]
     LittleOnly,
 }
-
-/// Text both tokenizers must encode identically (as `seqlab eval` checks model vs dataset).
-const PROBE: &str = "To be, or not to be: that is the question. 0123456789 — ¿Qué? \n\t";
 
 /// Reads the prompts file (module docs).
 fn read_prompts(path: &Path, big: &LoadedLm) -> anyhow::Result<Vec<Vec<u32>>> {
@@ -168,9 +170,9 @@ fn check_compatible(big: &LoadedLm, little: &LoadedLm) -> anyhow::Result<()> {
         );
     }
     if let (Some(tb), Some(tl)) = (&big.tokenizer, &little.tokenizer) {
-        if tb.vocab_size() != tl.vocab_size() || tb.encode(PROBE)? != tl.encode(PROBE)? {
+        if let Err(diff) = seqlab_tokenizer::same_vocabulary(tb.as_ref(), tl.as_ref()) {
             bail!(
-                "mismatched tokenizers: the big model {} ({} ids) and the little model {} ({} ids) encode text differently",
+                "mismatched tokenizers: the big model {} ({} ids) and the little model {} ({} ids) encode text differently ({diff})",
                 big.path.display(),
                 tb.vocab_size(),
                 little.path.display(),

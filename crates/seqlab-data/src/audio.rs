@@ -51,7 +51,17 @@ pub struct AudioOptions {
     pub shard_clips: usize,
     /// Draw a progress bar on stderr (only when stderr is a terminal). Default false.
     pub progress: bool,
+    /// Most bytes of clips per byte of input, checked before anything is written: the input
+    /// is the larger of the WAV files' size and the clips a hop of one clip would give (so
+    /// padding short files to a clip is never refused). A hop much shorter than the clip puts
+    /// every sample in clip/hop clips: a hop of 2 samples turns 640 KB of WAVs into 1.2 GB.
+    /// Default [`DEFAULT_MAX_GROWTH`].
+    pub max_growth: f64,
 }
+
+/// Default of [`AudioOptions::max_growth`]: clips may take 8 times their input (a hop of an
+/// eighth of a clip).
+pub const DEFAULT_MAX_GROWTH: f64 = 8.0;
 
 impl Default for AudioOptions {
     fn default() -> Self {
@@ -62,6 +72,7 @@ impl Default for AudioOptions {
             test_fraction: 0.1,
             shard_clips: 4096,
             progress: false,
+            max_growth: DEFAULT_MAX_GROWTH,
         }
     }
 }
@@ -230,6 +241,46 @@ fn read_samples(
     samples.map_err(|e| wav_error(path, e))
 }
 
+/// How many clips [`cut_clips`] cuts from a file of `n` samples, without reading it.
+fn clip_count(n: u64, clip: u64, hop: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let full = if n >= clip { (n - clip) / hop + 1 } else { 0 };
+    let start = full * hop;
+    let last_end = if full > 0 { (full - 1) * hop + clip } else { 0 };
+    let tail = n.saturating_sub(start);
+    full + u64::from(full == 0 || (n > last_end && tail * 2 >= clip))
+}
+
+/// Refuses clips of `clip_bytes` when they exceed `max_growth` times `input_bytes`, with the
+/// estimated size in the message.
+fn check_growth(
+    input_bytes: u64,
+    clip_bytes: u64,
+    clip: usize,
+    hop: usize,
+    max_growth: f64,
+) -> Result<()> {
+    let growth = clip_bytes as f64 / input_bytes.max(1) as f64;
+    if growth > max_growth {
+        return Err(DataError::InvalidOption(format!(
+            "the clips would take about {}, {growth:.0} times their {} of input (a hop of {hop} \
+             samples puts each sample in up to {} clips of {clip}); the limit is {max_growth} \
+             times: use a longer hop or raise the limit (--max-growth)",
+            megabytes(clip_bytes),
+            megabytes(input_bytes),
+            clip.div_ceil(hop),
+        )));
+    }
+    Ok(())
+}
+
+/// `bytes` in megabytes (10⁶) for messages: `1234.5 MB`.
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
 /// Cut `codes` (one file) into clips per the module docs; returns the clips concatenated.
 fn cut_clips(codes: &[u8], clip: usize, hop: usize, silence: u8) -> Vec<u8> {
     let n = codes.len();
@@ -296,10 +347,21 @@ pub fn prepare_audio(wav_dir: &Path, out_dir: &Path, options: &AudioOptions) -> 
             what: "*.wav",
         });
     }
-    // Check every header before writing anything.
+    // Check every header, and the size of the output, before writing anything.
+    let (mut input_bytes, mut clip_bytes, mut plain_bytes) = (0u64, 0u64, 0u64);
     for file in &files {
-        open_checked(&file.path)?;
+        let samples = u64::from(open_checked(&file.path)?.duration());
+        input_bytes += std::fs::metadata(&file.path).map_or(0, |m| m.len());
+        clip_bytes += clip_count(samples, clip as u64, hop as u64) * clip as u64;
+        plain_bytes += clip_count(samples, clip as u64, clip as u64) * clip as u64;
     }
+    check_growth(
+        input_bytes.max(plain_bytes),
+        clip_bytes,
+        clip,
+        hop,
+        options.max_growth,
+    )?;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| DataError::io("create output directory", out_dir, e))?;
     clear_previous(out_dir)?;
@@ -443,6 +505,36 @@ mod tests {
             [1, 2, 3, 4, 3, 4, 5, 6, 5, 6, 7, 0]
         );
         assert!(cut_clips(&[], 4, 4, 0).is_empty());
+    }
+
+    #[test]
+    fn clip_count_matches_the_cutting_rule() {
+        let codes: Vec<u8> = (0..40).collect();
+        for n in 0..40 {
+            for clip in 1..12 {
+                for hop in 1..=clip + 2 {
+                    let cut = cut_clips(&codes[..n], clip, hop, 0).len() / clip;
+                    assert_eq!(
+                        clip_count(n as u64, clip as u64, hop as u64),
+                        cut as u64,
+                        "n {n} clip {clip} hop {hop}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn output_far_beyond_the_input_is_refused_with_its_size() {
+        assert!(check_growth(1_000_000, 8_000_000, 16_000, 2_000, 8.0).is_ok());
+        let e = check_growth(640_000, 1_280_000_000, 16_000, 2, 8.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("about 1280.0 MB, 2000 times their 0.6 MB"),
+            "{e}"
+        );
+        assert!(e.contains("8000 clips"), "{e}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod shards;
 mod synthetic;
 mod text;
 
-pub use audio::{prepare_audio, AudioOptions, SAMPLE_RATE};
+pub use audio::{prepare_audio, AudioOptions, DEFAULT_MAX_GROWTH, SAMPLE_RATE};
 pub use error::{DataError, Result};
 pub use meta::{
     AudioMeta, AudioSource, DataKind, Dtype, Meta, ShardMeta, Split, SplitMeta, Splits, TextMeta,

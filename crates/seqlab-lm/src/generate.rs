@@ -92,7 +92,7 @@ pub fn generate<M: CausalLm>(
     }
     let mut sampler = Sampler::new(cfg.sampler.clone(), cfg.seed)?;
     let mut history: Vec<u32> = prompt.to_vec();
-    let mut generated = Vec::with_capacity(cfg.max_new_tokens);
+    let mut generated = Vec::with_capacity(cfg.max_new_tokens.min(1 << 16));
     if cfg.max_new_tokens == 0 {
         return Ok(GenerateOutput {
             generated_ids: generated,

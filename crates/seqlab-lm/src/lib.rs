@@ -43,6 +43,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod gguf;
+pub mod limits;
 pub mod mamba;
 pub mod s4lm;
 pub mod sashimi;

@@ -92,7 +92,7 @@ impl<'m, B: CausalLm, L: CausalLm> Row<'m, B, L> {
             little,
             rng: StdRng::seed_from_u64(seed),
             hist: prompt.to_vec(),
-            out: Vec::with_capacity(cfg.max_new_tokens),
+            out: Vec::with_capacity(cfg.max_new_tokens.min(1 << 16)),
             stats: DecodeStats::default(),
             gamma,
             done: (cfg.max_new_tokens == 0).then_some(StopReason::MaxTokens),

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod limits;
 pub mod no_repeat;
 pub mod ops;
 pub mod sampling;

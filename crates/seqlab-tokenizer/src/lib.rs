@@ -23,6 +23,7 @@ mod char_byte;
 mod error;
 mod gpt2;
 mod hf;
+mod identity;
 mod load;
 mod mulaw;
 mod special;
@@ -32,6 +33,7 @@ pub use char_byte::{ByteTokenizer, CharTokenizer, BYTE_DEFAULT_SPECIALS, CHAR_DE
 pub use error::TokenizerError;
 pub use gpt2::GPT2_ENDOFTEXT;
 pub use hf::HfTokenizer;
+pub use identity::{check_model_vocabulary, same_vocabulary, IDENTITY_PROBE};
 pub use mulaw::MuLaw;
 
 use std::path::Path;

@@ -10,7 +10,7 @@
 //! `{"losses":[…],"first_loss":…,"final_loss":…,"heldout":{"loss":…,"accuracy":…,"rows":…},…}`
 //! where `final_loss` is the mean over the last tenth of the steps (at least one).
 
-use super::load::load_denoiser;
+use super::load::{load_denoiser, tokenizer_of};
 use crate::flag_context::with_flag;
 use anyhow::{bail, Context};
 use seqlab_data::{Split, SplitView, TokenDataset};
@@ -19,7 +19,7 @@ use seqlab_diffusion::energy_head::{
 };
 use seqlab_diffusion::Denoiser;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Train EDLM's NCE energy head against a frozen denoiser.
@@ -89,6 +89,29 @@ fn windows(view: &SplitView, len: usize, max: usize, mask: u32) -> anyhow::Resul
     Ok(out)
 }
 
+/// The dataset was made with the denoiser's tokenizer, when both name one
+/// (`seqlab_tokenizer::same_vocabulary`): real windows in another vocabulary would train the
+/// head to tell tokenizers apart, not real text from samples.
+fn check_data_tokenizer(ds: &TokenDataset, data: &Path, den_dir: &Path) -> anyhow::Result<()> {
+    let (Some(tok_path), Some(den_tok)) = (ds.tokenizer_path(), tokenizer_of(den_dir)?) else {
+        return Ok(());
+    };
+    if !tok_path.is_file() {
+        return Ok(());
+    }
+    let data_tok = seqlab_tokenizer::load(&tok_path).map_err(|e| with_flag(e, "--data"))?;
+    if let Err(diff) = seqlab_tokenizer::same_vocabulary(data_tok.as_ref(), den_tok.as_ref()) {
+        bail!(
+            "mismatched tokenizers: the dataset {} was made with {}, the denoiser {} has another \
+             vocabulary ({diff})",
+            data.display(),
+            tok_path.display(),
+            den_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `seqlab diffusion energy-head`.
 pub fn run(args: EnergyHeadArgs) -> anyhow::Result<()> {
     let (dir, den) = load_denoiser(&args.model)?;
@@ -119,6 +142,8 @@ pub fn run(args: EnergyHeadArgs) -> anyhow::Result<()> {
     let mask = den.mask_id();
     let real = windows(&ds.split(Split::Train)?, len, args.max_windows, mask)?;
     let held = windows(&ds.split(Split::Val)?, len, args.eval_windows, mask)?;
+    // Ids in range can still mean other text: the same vocabulary, id by id.
+    check_data_tokenizer(&ds, &args.data, &dir)?;
     if real.is_empty() || held.is_empty() {
         bail!(
             "{} needs at least one window of {len} tokens in both its train and val splits \

@@ -31,36 +31,42 @@ pub struct EvalArgs {
     /// The AR model that scores the samples (gen-PPL) and is EDLM's energy.
     #[arg(long, value_name = "PATH")]
     ar_model: PathBuf,
-    /// Samples per setting.
+    /// Samples per setting (at most 100,000).
     #[arg(
         short = 'n',
         long = "num-samples",
         value_name = "N",
-        default_value_t = 8
+        default_value_t = 8,
+        value_parser = crate::bounds::count(0, crate::bounds::MAX_SAMPLES)
     )]
     n: usize,
-    /// Tokens per sample (default: the model's training length).
-    #[arg(long, value_name = "L")]
+    /// Tokens per sample (default: the model's training length; at most 1,048,576).
+    #[arg(long, value_name = "L",
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_SEQUENCE_TOKENS))]
     length: Option<usize>,
-    /// Ancestral step counts T.
-    #[arg(long, value_name = "T,…", value_delimiter = ',', default_values_t = [64usize, 256, 1024])]
+    /// Ancestral step counts T (each at most 1,048,576).
+    #[arg(long, value_name = "T,…", value_delimiter = ',', default_values_t = [64usize, 256, 1024],
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_STEPS))]
     steps: Vec<usize>,
     /// Samplers: ancestral (cached), ancestral-nocache, fhs, edlm (an unknown name is the
     /// command's one-line error).
     #[arg(long, value_name = "NAME,…", value_delimiter = ',',
           default_values_t = ["ancestral".to_string(), "ancestral-nocache".into(), "fhs".into(), "edlm".into()])]
     samplers: Vec<String>,
-    /// EDLM candidate counts k.
-    #[arg(long, value_name = "K,…", value_delimiter = ',', default_values_t = [2usize, 4])]
+    /// EDLM candidate counts k (each at most 1024).
+    #[arg(long, value_name = "K,…", value_delimiter = ',', default_values_t = [2usize, 4],
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_CANDIDATES))]
     k: Vec<usize>,
-    /// EDLM steps T.
-    #[arg(long, value_name = "T", default_value_t = 256)]
+    /// EDLM steps T (at most 1,048,576).
+    #[arg(long, value_name = "T", default_value_t = 256,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_STEPS))]
     edlm_steps: usize,
     /// Also run EDLM with this NCE energy head (`seqlab diffusion energy-head`) as energy.
     #[arg(long, value_name = "DIR")]
     energy_head: Option<PathBuf>,
     /// Also run the cached ancestral sampler with the reference's f32 Gumbel draws at these T.
-    #[arg(long, value_name = "T,…", value_delimiter = ',')]
+    #[arg(long, value_name = "T,…", value_delimiter = ',',
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_STEPS))]
     f32_at: Vec<usize>,
     /// Seed (the same for every setting).
     #[arg(long, default_value_t = 0)]
@@ -106,7 +112,7 @@ fn parse_samplers(names: &[String]) -> anyhow::Result<Vec<EvalSampler>> {
 /// Runs `seqlab diffusion eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let (dir, den) = load_denoiser(&args.model)?;
-    let ar = load_ar(&args.ar_model, &den, "--ar-model")?;
+    let ar = load_ar(&args.ar_model, &dir, &den, "--ar-model")?;
     let sched = den.config().diffusion.schedule;
     let len = args.length.unwrap_or(den.config().lm.seq_len);
     let samplers = parse_samplers(&args.samplers)?;

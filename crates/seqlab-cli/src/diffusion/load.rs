@@ -38,17 +38,35 @@ pub(super) fn tokenizer_of(dir: &Path) -> anyhow::Result<Option<Box<dyn Tokenize
     }
 }
 
-/// Loads an AR model whose vocabulary covers the denoiser's tokens (`flag` names the option the
-/// path came from, for the error message).
-pub(super) fn load_ar(path: &Path, den: &AnyDenoiser, flag: &str) -> anyhow::Result<AnyLm> {
+/// Loads an AR model on the denoiser's vocabulary (`den_dir` is the denoiser's directory,
+/// `flag` names the option the path came from, for the error message). When both have a
+/// tokenizer they must be the same vocabulary, id by id (`seqlab_tokenizer::same_vocabulary`,
+/// the check `speculate` and `eval` make); otherwise the AR model's logits must be the
+/// denoiser's data ids, possibly padded (`seqlab_tokenizer::check_model_vocabulary`).
+pub(super) fn load_ar(
+    path: &Path,
+    den_dir: &Path,
+    den: &AnyDenoiser,
+    flag: &str,
+) -> anyhow::Result<AnyLm> {
     let lm = load_lm(path)
         .with_context(|| format!("{flag}: loading the AR model {}", path.display()))?;
     let need = den.vocab_size() - 1;
     let have = seqlab_lm::CausalLm::vocab_size(&lm.model);
-    if have < need {
+    if let (Some(ar_tok), Some(den_tok)) = (&lm.tokenizer, tokenizer_of(den_dir)?) {
+        if let Err(diff) = seqlab_tokenizer::same_vocabulary(ar_tok.as_ref(), den_tok.as_ref()) {
+            bail!(
+                "{flag}: mismatched tokenizers: the AR model {} and the diffusion model {} \
+                 have different vocabularies ({diff}); they must share a tokenizer",
+                path.display(),
+                den_dir.display()
+            );
+        }
+    }
+    if let Err(diff) = seqlab_tokenizer::check_model_vocabulary(have, need) {
         bail!(
-            "{flag}: the AR model {} has {have} ids but the diffusion model's tokenizer {need}: \
-             they must share a tokenizer",
+            "{flag}: the AR model {} has {have} ids but the diffusion model's tokenizer {need} \
+             ({diff}): they must share a tokenizer",
             path.display()
         );
     }

@@ -34,22 +34,26 @@ pub struct SampleArgs {
     /// directory (its `checkpoint/`).
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
-    /// Number of samples.
+    /// Number of samples (at most 100,000).
     #[arg(
         short = 'n',
         long = "num-samples",
         value_name = "N",
-        default_value_t = 1
+        default_value_t = 1,
+        value_parser = crate::bounds::count(0, crate::bounds::MAX_SAMPLES)
     )]
     n: usize,
-    /// Tokens per sample (default: the model's training length, or the infill template's).
-    #[arg(long, value_name = "L")]
+    /// Tokens per sample (default: the model's training length, or the infill template's; at
+    /// most 1,048,576).
+    #[arg(long, value_name = "L",
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_SEQUENCE_TOKENS))]
     length: Option<usize>,
     /// Sampler.
     #[arg(long, value_enum, default_value_t = SamplerArg::Ancestral)]
     sampler: SamplerArg,
-    /// Reverse steps T (ancestral, EDLM).
-    #[arg(long, value_name = "T", default_value_t = 128)]
+    /// Reverse steps T (ancestral, EDLM; at most 1,048,576).
+    #[arg(long, value_name = "T", default_value_t = 128,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_STEPS))]
     steps: usize,
     /// Call the network at every step even when the previous step unmasked nothing.
     #[arg(long)]
@@ -61,11 +65,13 @@ pub struct SampleArgs {
     #[arg(long, value_name = "TEXT")]
     infill: Option<String>,
     /// Tokens the denoiser sees at once (default: its training length); longer samples are
-    /// generated block by block.
-    #[arg(long, value_name = "W")]
+    /// generated block by block (at most 1,048,576).
+    #[arg(long, value_name = "W",
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_SEQUENCE_TOKENS))]
     window: Option<usize>,
-    /// New tokens per semi-autoregressive block (default: half the window).
-    #[arg(long, value_name = "S")]
+    /// New tokens per semi-autoregressive block (default: half the window; at most 1,048,576).
+    #[arg(long, value_name = "S",
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_SEQUENCE_TOKENS))]
     stride: Option<usize>,
     /// EDLM: the AR model of the energy (a model directory or .gguf, same tokenizer).
     #[arg(long, value_name = "PATH")]
@@ -73,8 +79,9 @@ pub struct SampleArgs {
     /// EDLM: an NCE energy head trained against this denoiser (instead of --ar-model).
     #[arg(long, value_name = "DIR")]
     energy_head: Option<PathBuf>,
-    /// EDLM: candidates per importance-sampling step.
-    #[arg(long, value_name = "K", default_value_t = 2)]
+    /// EDLM: candidates per importance-sampling step (at most 1024).
+    #[arg(long, value_name = "K", default_value_t = 2,
+          value_parser = crate::bounds::count(0, crate::bounds::MAX_CANDIDATES))]
     k: usize,
     /// EDLM: window start (largest t).
     #[arg(long, default_value_t = 0.6)]
@@ -155,6 +162,20 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     if len == 0 {
         bail!("--length must be at least 1");
     }
+    // One network call holds the logits (f32) of every sample at every position of a window,
+    // for each of EDLM's k candidates: check that against the memory before sampling.
+    let rows = len.min(args.window.unwrap_or(den.config().lm.seq_len).max(1));
+    let candidates = if args.sampler == SamplerArg::Edlm {
+        args.k.max(1)
+    } else {
+        1
+    };
+    let logits_bytes =
+        args.n as f64 * candidates as f64 * rows as f64 * den.vocab_size() as f64 * 4.0;
+    seqlab_tensor::limits::check_fits_in_memory(
+        &format!("sampling {} × {len} tokens", args.n),
+        logits_bytes,
+    )?;
     let ancestral = AncestralConfig {
         steps: args.steps,
         cache: !args.no_cache,
@@ -179,7 +200,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         (Some(_), Some(_)) | (None, None) if edlm => {
             bail!("--sampler edlm needs exactly one energy: --ar-model PATH or --energy-head DIR")
         }
-        (Some(p), None) if edlm => (Some(load_ar(p, &den, "--ar-model")?), None),
+        (Some(p), None) if edlm => (Some(load_ar(p, &dir, &den, "--ar-model")?), None),
         (None, Some(d)) if edlm => (None, Some(load_head(d, &den)?)),
         _ => (None, None),
     };

@@ -80,6 +80,12 @@ pub(crate) fn read_model_dir(
             file.vocab_size
         )));
     }
+    seqlab_tensor::limits::check_plausible(&[(
+        "vocab_size",
+        file.vocab_size,
+        seqlab_tensor::limits::Dim::Vocab,
+    )])
+    .map_err(|e| DiffusionError::Checkpoint(format!("{}: {e}", path.display())))?;
     let cfg = DiffusionConfig::from_value(file.config)?;
     if cfg.lm.model.name() != file.backbone {
         return Err(DiffusionError::Checkpoint(format!(

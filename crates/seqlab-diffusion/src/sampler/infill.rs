@@ -27,6 +27,23 @@ fn enc(
         .map_err(|e| DiffusionError::Input(format!("infill template: encoding {text:?}: {e}")))
 }
 
+/// Most tokens a template may hold, gaps included
+/// ([`seqlab_tensor::limits::MAX_GENERATED_TOKENS`]): a gap `{1000000000}` is refused before
+/// a slot is allocated.
+pub const MAX_TEMPLATE_TOKENS: usize = seqlab_tensor::limits::MAX_GENERATED_TOKENS;
+
+/// The error for a template (or a gap, or a length) of `n` tokens beyond
+/// [`MAX_TEMPLATE_TOKENS`]; `None` for a number too large to parse.
+fn template_too_long(n: Option<usize>) -> DiffusionError {
+    let shown = n.map_or_else(
+        || "a number too large to hold".to_string(),
+        |n| n.to_string(),
+    );
+    DiffusionError::Input(format!(
+        "infill template: {shown} tokens is more than the {MAX_TEMPLATE_TOKENS} a sample may hold"
+    ))
+}
+
 impl InfillTemplate {
     /// A template from explicit slots.
     pub fn new(slots: Vec<Option<u32>>) -> Self {
@@ -52,16 +69,26 @@ impl InfillTemplate {
                     text.len() - rest.len() + open
                 ))
             })?;
-            let n: usize = after[..close].trim().parse().map_err(|_| {
-                DiffusionError::Input(format!(
-                    "infill template: `{{{}}}` is not a gap; write {{N}} with N ≥ 1 tokens",
-                    &after[..close]
-                ))
-            })?;
+            let n: usize =
+                after[..close]
+                    .trim()
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| {
+                        if *e.kind() == std::num::IntErrorKind::PosOverflow {
+                            return template_too_long(None);
+                        }
+                        DiffusionError::Input(format!(
+                            "infill template: `{{{}}}` is not a gap; write {{N}} with N ≥ 1 tokens",
+                            &after[..close]
+                        ))
+                    })?;
             if n == 0 {
                 return Err(DiffusionError::Input(
                     "infill template: a gap {0} generates nothing; use N ≥ 1".into(),
                 ));
+            }
+            if n > MAX_TEMPLATE_TOKENS - slots.len().min(MAX_TEMPLATE_TOKENS) {
+                return Err(template_too_long(Some(n)));
             }
             if open > 0 {
                 slots.extend(enc(&mut encode, &rest[..open])?.into_iter().map(Some));
@@ -73,6 +100,9 @@ impl InfillTemplate {
             slots.extend(enc(&mut encode, rest)?.into_iter().map(Some));
         }
         if let Some(len) = len {
+            if len > MAX_TEMPLATE_TOKENS {
+                return Err(template_too_long(Some(len)));
+            }
             if len < slots.len() {
                 return Err(DiffusionError::Input(format!(
                     "infill template is {} tokens long, more than the length {len}",

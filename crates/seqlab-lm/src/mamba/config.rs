@@ -106,7 +106,7 @@ impl MambaConfig {
         }
         let d_model = req_usize(o, "hidden_size")?;
         let expand = opt_usize(o, "expand")?.unwrap_or(2);
-        let d_inner = opt_usize(o, "intermediate_size")?.unwrap_or(expand * d_model);
+        let d_inner = opt_usize(o, "intermediate_size")?.unwrap_or(expand.saturating_mul(d_model));
         let cfg = Self {
             layout: MambaLayout::Hf,
             vocab_size: req_usize(o, "vocab_size")?,
@@ -160,12 +160,12 @@ impl MambaConfig {
         let expand = opt_usize(ssm, "expand")?.unwrap_or(2);
         let cfg = Self {
             layout: MambaLayout::Original,
-            vocab_size: vocab.div_ceil(pad) * pad,
+            vocab_size: vocab.div_ceil(pad).saturating_mul(pad),
             d_model,
             n_layer: req_usize(o, "n_layer")?,
             d_state: opt_usize(ssm, "d_state")?.unwrap_or(16),
             d_conv: opt_usize(ssm, "d_conv")?.unwrap_or(4),
-            d_inner: expand * d_model,
+            d_inner: expand.saturating_mul(d_model),
             dt_rank: dt_rank(ssm.get("dt_rank"), d_model, "ssm_cfg.dt_rank")?,
             norm_eps: 1e-5,
             conv_bias: opt_bool(ssm, "conv_bias")?.unwrap_or(true),
@@ -179,6 +179,7 @@ impl MambaConfig {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
+        crate::limits::check_mamba(self)?;
         for (name, v) in [
             ("vocab size", self.vocab_size),
             ("model width", self.d_model),

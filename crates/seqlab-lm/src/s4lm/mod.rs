@@ -70,6 +70,7 @@ impl S4LmConfig {
     }
 
     fn validate(&self) -> Result<()> {
+        crate::limits::check_s4(self).map_err(LmError::InvalidConfig)?;
         if self.vocab_size == 0
             || self.d_model == 0
             || self.n_layer == 0
@@ -178,6 +179,12 @@ impl S4Lm {
     /// Loads `dir/config.json` + `dir/model.safetensors`.
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg: S4LmConfig = read_config(dir, S4_MODEL_TYPE, |c: &S4LmConfig| &c.model_type)?;
+        check_before_init(
+            dir,
+            &cfg,
+            crate::limits::check_s4,
+            crate::limits::s4_params_lower_bound,
+        )?;
         let m = Self::init(&cfg, 0)?;
         load_params(dir, &m.params)?;
         Ok(m)
@@ -315,6 +322,25 @@ pub(crate) fn read_config<C: serde::de::DeserializeOwned>(
         });
     }
     Ok(cfg)
+}
+
+/// Checks a config read from `dir` before a model is initialised from it (which allocates
+/// every parameter): its sizes are plausible (`check`) and the weights file is large enough for
+/// the parameters it implies (`params`, a lower bound; [`crate::limits::check_weights_cover`]).
+pub(crate) fn check_before_init<C>(
+    dir: &Path,
+    cfg: &C,
+    check: impl Fn(&C) -> std::result::Result<(), String>,
+    params: impl Fn(&C) -> f64,
+) -> Result<()> {
+    let cpath = dir.join("config.json");
+    let config_err = |reason| LmError::Config {
+        path: cpath.clone(),
+        reason,
+    };
+    check(cfg).map_err(config_err)?;
+    crate::limits::check_weights_cover(params(cfg), &dir.join("model.safetensors"))
+        .map_err(config_err)
 }
 
 /// Sets a fresh model's `params` from `dir/model.safetensors` (every name, shape; the file is

@@ -103,6 +103,7 @@ impl SashimiConfig {
 
     /// Checks the sizes.
     pub fn validate(&self) -> Result<()> {
+        crate::limits::check_sashimi(self).map_err(LmError::InvalidConfig)?;
         if self.vocab_size == 0
             || self.d_model == 0
             || self.n_layer == 0
@@ -332,6 +333,12 @@ impl Sashimi {
     pub fn load(dir: &Path) -> Result<Self> {
         let cfg: SashimiConfig =
             read_config(dir, SASHIMI_MODEL_TYPE, |c: &SashimiConfig| &c.model_type)?;
+        crate::s4lm::check_before_init(
+            dir,
+            &cfg,
+            crate::limits::check_sashimi,
+            crate::limits::sashimi_params_lower_bound,
+        )?;
         let m = Self::init(&cfg, 0)?;
         load_params(dir, &m.params)?;
         Ok(m)

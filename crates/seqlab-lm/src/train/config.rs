@@ -220,6 +220,7 @@ impl TrainConfig {
 
     /// Checks the values are usable.
     pub fn validate(&self) -> Result<(), String> {
+        crate::limits::check_train(self)?;
         for (k, v) in [
             ("d_model", self.d_model),
             ("n_layer", self.n_layer),

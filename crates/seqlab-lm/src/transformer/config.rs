@@ -107,6 +107,7 @@ impl TransformerConfig {
 
     /// Checks the sizes fit together (H_kv divides H, hd even, nothing zero).
     pub fn validate(&self) -> std::result::Result<(), String> {
+        crate::limits::check_transformer(self)?;
         for (k, v) in [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.d_model),
