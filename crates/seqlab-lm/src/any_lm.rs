@@ -85,15 +85,15 @@ fn kind_of_dir(dir: &Path) -> Result<&'static str> {
         reason: format!("not valid JSON ({e})"),
     })?;
     match v.get("model_type").and_then(serde_json::Value::as_str) {
-        Some("mamba") => Ok("mamba"),
+        Some("mamba" | "mamba2") => Ok("mamba"),
         Some("llama" | "seqlab_transformer" | "mistral") => Ok("transformer"),
         Some("seqlab_s4") => Ok("s4"),
         Some("seqlab_sashimi") => Ok("sashimi"),
         Some(other) => Err(LmError::Config {
             path,
             reason: format!(
-                "model_type `{other}` is not one seqlab runs (mamba, llama, seqlab_transformer, \
-                 seqlab_s4, seqlab_sashimi)"
+                "model_type `{other}` is not one seqlab runs (mamba, mamba2, llama, \
+                 seqlab_transformer, seqlab_s4, seqlab_sashimi)"
             ),
         }),
         // The original mamba_ssm config has no model_type but names d_model / n_layer.
