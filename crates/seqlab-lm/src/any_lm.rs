@@ -1,6 +1,6 @@
 //! One loader for every model kind, so tools take `--model PATH` without asking which kind it
-//! is: a directory with `config.json` (`model_type` `mamba` or a mamba_ssm config → the Mamba
-//! LM; `llama` / `seqlab_transformer` → the Transformer LM;
+//! is: a directory with `config.json` (`model_type` `mamba` or `mamba2`, or a mamba_ssm config →
+//! the Mamba LM with Mamba-1 or Mamba-2 blocks; `llama` / `seqlab_transformer` → the Transformer LM;
 //! `seqlab_s4` → the S4 LM; `seqlab_sashimi` → SaShiMi) or a `.gguf` file (a Llama-family
 //! model with its embedded tokenizer). [`AnyLm`] implements [`CausalLm`] by dispatching to the
 //! model inside, so one generation / evaluation / speculation loop serves them all.
