@@ -18,8 +18,8 @@
 //! parameters as candle tensors (HF `Mamba2ForCausalLM` names under `backbone.layers.{i}`,
 //! mamba_ssm's the same); its methods are the block on each path:
 //!
-//! - [`Mamba2Block::cpu_mixer_seq`]: the CPU prefill over whole sequences, returning the conv
-//!   window and the SSM state (batch, H, P, N) when asked;
+//! - [`Mamba2Block::cpu_mixer_seq`]: the CPU prefill over whole sequences (the chunked SSD of
+//!   `seqlab_ssm::ssd`), returning the conv window and the SSM state (batch, H, P, N) when asked;
 //! - [`Mamba2Block::cpu_step`] / [`Mamba2Block::cpu_block`]: one token per row, and a short
 //!   block with the state after every position (speculative verification);
 //! - [`Mamba2Block::step`]: the recurrent step as tensor ops (the device LM);
@@ -36,7 +36,7 @@ use candle_core::{DType, Tensor, D};
 use rayon::prelude::*;
 use seqlab_ssm::float::{silu, softplus as softplus_f32};
 use seqlab_ssm::{causal_conv1d_final_state, causal_conv1d_fwd, causal_conv1d_update};
-use seqlab_ssm::{Conv1dArgs, Conv1dDims};
+use seqlab_ssm::{ssd_chunked, Conv1dArgs, Conv1dDims, SsdDims, SsdInputs, SsdOutput};
 use seqlab_tensor::{softplus, TensorSpec};
 
 /// One Mamba-2 block's parameters (names under `backbone.layers.{i}`), all candle tensors.
@@ -356,7 +356,8 @@ impl Mamba2Block {
     }
 
     /// CPU fast path over whole sequences: `normed` (batch, len, D) → (batch, len, D); the conv
-    /// through `causal_conv1d_fwd`, the SSD recurrence per position. `a` = [`Mamba2Block::a_f32`].
+    /// through `causal_conv1d_fwd`, the SSD through `seqlab_ssm::ssd_chunked` with the config's
+    /// chunk size (Dao & Gu 2024, §6). `a` = [`Mamba2Block::a_f32`].
     /// With a state (conv (batch, H·P + 2·G·N, K), SSM (batch, H, P, N)), both start from it
     /// and it is replaced by the state after the last position.
     pub fn cpu_mixer_seq(
@@ -368,7 +369,7 @@ impl Mamba2Block {
         len: usize,
         state: Option<(&mut Vec<f32>, &mut Vec<f32>)>,
     ) -> Result<Vec<f32>> {
-        let (s, _) = Shape::of(cfg)?;
+        let (s, m) = Shape::of(cfg)?;
         let p = self.cpu_params()?;
         let rows = batch * len;
         let zx = linear(normed, rows, &self.in_proj, p.in_proj_bias.as_deref())?;
@@ -403,30 +404,35 @@ impl Mamba2Block {
             s.delta(&zr[s.dt_off()..][..s.h], &p.dt_bias, dr);
         }
 
-        let hpn = s.d_ssm * s.n;
-        let mut ssm = match &state {
-            Some((_, st)) => st.to_vec(),
-            None => vec![0f32; batch * hpn],
+        // The SSD over the whole sequence, chunked (intra-chunk products as matmuls, states
+        // passed between chunks), from the state given.
+        let gn = s.g * s.n;
+        let x = columns(&xc, s.conv_dim, 0, s.d_ssm);
+        let bm = columns(&xc, s.conv_dim, s.d_ssm, gn);
+        let cm = columns(&xc, s.conv_dim, s.d_ssm + gn, gn);
+        let dims = SsdDims {
+            batch,
+            seqlen: len,
+            nheads: s.h,
+            headdim: s.p,
+            ngroups: s.g,
+            dstate: s.n,
+            chunk: m.chunk_size,
         };
-        let mut y = vec![0f32; rows * s.d_ssm];
-        for b in 0..batch {
-            let st = &mut ssm[b * hpn..][..hpn];
-            for t in 0..len {
-                let r = b * len + t;
-                ssd_token(
-                    &s,
-                    &xc[r * s.conv_dim..][..s.conv_dim],
-                    &delta[r * s.h..][..s.h],
-                    a,
-                    &p.d,
-                    st,
-                    &mut y[r * s.d_ssm..][..s.d_ssm],
-                );
-            }
-        }
+        let inputs = SsdInputs {
+            x: &x,
+            dt: &delta,
+            a,
+            b: &bm,
+            c: &cm,
+            d: Some(&p.d),
+            initial_state: state.as_ref().map(|(_, st)| st.as_slice()),
+            seq_idx: None,
+        };
+        let SsdOutput { y, final_state } = ssd_chunked(&dims, &inputs)?;
         if let (Some((cs, ss)), Some(new_conv)) = (state, new_conv) {
             *cs = new_conv;
-            *ss = ssm;
+            *ss = final_state;
         }
         self.finish(&s, &p, cfg.norm_eps, &zx, &y, rows, false)
     }
