@@ -300,7 +300,7 @@ impl MambaConfig {
         let headdim = opt_usize(ssm, "headdim")?.unwrap_or(64);
         let ngroups = opt_usize(ssm, "ngroups")?.unwrap_or(1);
         let d_ssm = opt_usize(ssm, "d_ssm")?.unwrap_or(d_inner);
-        if d_ssm > d_inner || headdim == 0 || d_ssm % headdim != 0 {
+        if d_ssm > d_inner || headdim == 0 || !d_ssm.is_multiple_of(headdim) {
             return Err(format!(
                 "Mamba2: d_ssm {d_ssm} must be a multiple of headdim {headdim} and at most \
                  d_inner {d_inner}"
@@ -397,7 +397,7 @@ impl Mamba2Options {
                 return Err(format!("{name} must be ≥ 1"));
             }
         }
-        if self.nheads % self.ngroups != 0 {
+        if !self.nheads.is_multiple_of(self.ngroups) {
             return Err(format!(
                 "Mamba2: n_groups {} must divide the number of heads {}",
                 self.ngroups, self.nheads
@@ -409,7 +409,7 @@ impl Mamba2Options {
                 self.nheads, self.headdim, self.d_ssm
             ));
         }
-        if self.norm_group_size == 0 || self.d_ssm % self.norm_group_size != 0 {
+        if self.norm_group_size == 0 || !self.d_ssm.is_multiple_of(self.norm_group_size) {
             return Err(format!(
                 "Mamba2: the gated norm's group size {} must divide {}",
                 self.norm_group_size, self.d_ssm

@@ -314,6 +314,7 @@ impl Mamba2Block {
 
     /// The output side for `rows` rows: y (rows, H·P) through the gated norm with z, the gated
     /// MLP part `SiLU(z0) ⊙ x0` in front, then out_proj. `zx` is in_proj's output (rows, width).
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         s: &Shape,
