@@ -122,6 +122,27 @@ fn mamba_score_block_returns_the_state_after_every_position() {
     assert!(model.score_block(&mut foreign, &block).is_err());
 }
 
+/// Mamba-2 (the mamba2-tiny golden checkpoint): the same contract, `truncate` into a scored
+/// block included.
+#[test]
+fn mamba2_conforms() {
+    let dir = mamba2_golden_dir();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).unwrap();
+    let mut tokens = ids(&g["input_ids"]);
+    tokens.extend(ids(&g["generated_ids"]));
+    check_causal_lm(&model, &tokens[..40.min(tokens.len())], 3, 1e-4).unwrap();
+    check_causal_lm(&model, &tokens[..5], 1, 1e-4).unwrap();
+    let (_, mut st) = CausalLm::prefill(&model, &tokens[..4]).unwrap();
+    let rows = CausalLm::score(&model, &mut st, &tokens[4..9]).unwrap();
+    model.truncate(&mut st, 6).unwrap();
+    let again = CausalLm::step(&model, &mut st, tokens[6]).unwrap();
+    let v = CausalLm::vocab_size(&model);
+    let d = seqlab_lm::conformance::max_rel_diff(&again, &rows[2 * v..3 * v]);
+    assert!(d < 1e-4, "re-step after truncate differs by {d}");
+    assert!(model.truncate(&mut st, 3).is_err());
+}
+
 /// A randomly initialised Transformer LM (the training initialisation, seeded).
 fn transformer(cfg: seqlab_lm::TransformerConfig, seed: u64) -> seqlab_lm::TransformerLm {
     seqlab_lm::TrainTransformer::init(&cfg, seed, seqlab_tensor::candle_core::DType::F32)

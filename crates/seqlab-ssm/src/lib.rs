@@ -7,6 +7,11 @@
 //!   input-dependent / grouped / constant B and C, complex A, last state) plus an initial state
 //!   (chunked prefill, state passing) and `seq_idx` resets for packed sequences. Generic over
 //!   f32 / f64 ([`Float`]).
+//! - [`ssd`]: Mamba-2's SSD (Dao & Gu 2024), H_t = exp(Δ_t A_h) H_{t−1} + Δ_t x_t ⊗ B_t,
+//!   y_t = H_t C_t + D x_t with a scalar A per head, chunked so the work is matrix products
+//!   (intra-chunk blocks, inter-chunk state passing), plus the sequential recurrence as its twin;
+//!   initial / final states and `seq_idx` resets; [`ssd_backward`] its chunked backward and
+//!   [`ssd_op`] the candle op with backward.
 //! - [`causal_conv1d`]: Mamba's depthwise causal conv1d (with optional SiLU), forward, backward,
 //!   the one-token update with a rolling conv state, and the conv state after a prefill.
 //! - [`state_update`]: one recurrent step of the SSM (`selective_state_update_ref`), with heads
@@ -34,8 +39,12 @@ pub mod cuda;
 pub mod elem;
 pub mod error;
 pub mod float;
+mod matmul;
 pub mod s4;
 pub mod selective_scan;
+pub mod ssd;
+pub mod ssd_backward;
+pub mod ssd_op;
 pub mod state_update;
 
 pub use block_recurrence::{conv_block, scan_block, BlockDims, ScanBlockInputs};
@@ -51,4 +60,7 @@ pub use selective_scan::{
     selective_scan_bwd, selective_scan_fwd, AMatrix, BcMatrix, ScanArgs, ScanConfig, ScanDims,
     ScanGrads, ScanOutput, ScanSaved,
 };
+pub use ssd::{ssd_chunked, ssd_sequential, SsdDims, SsdInputs, SsdOutput};
+pub use ssd_backward::{ssd_chunked_backward, SsdGrads};
+pub use ssd_op::{ssd as ssd_tensor, SsdTensors};
 pub use state_update::{selective_state_update, StepArgs, StepDims};

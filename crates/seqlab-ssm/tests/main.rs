@@ -9,3 +9,4 @@ mod s4_golden;
 mod s4_modes;
 mod s4_toeplitz_conv;
 mod selective_scan;
+mod ssd;

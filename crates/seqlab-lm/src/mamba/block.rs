@@ -1,13 +1,15 @@
 //! The kinds of block a Mamba LM stacks, behind one type the LM code loops over.
 //!
 //! Every kind is pre-norm residual (`h ← h + Mixer(RMSNorm(h))`, docs/architecture.md) and
-//! keeps a conv window and an SSM state per layer. Mamba-1 ([`Mamba1Block`], mamba1.rs) is
-//! the only kind so far; another (a Mamba-2 layer, a Falcon-Mamba variant) is one new file
-//! with its weights and mixer paths, plus one variant here.
+//! keeps a conv window and an SSM state per layer. Mamba-1 ([`Mamba1Block`], mamba1.rs) and
+//! Mamba-2 ([`Mamba2Block`], mamba2.rs; chosen by [`MambaConfig::mamba2`]); another kind (a
+//! Falcon-Mamba variant) is one new file with its weights and mixer paths, plus one variant
+//! here.
 
 use crate::error::Result;
 use crate::mamba::config::MambaConfig;
 use crate::mamba::mamba1::Mamba1Block;
+use crate::mamba::mamba2::Mamba2Block;
 use candle_core::Tensor;
 use seqlab_tensor::TensorSpec;
 
@@ -16,12 +18,17 @@ use seqlab_tensor::TensorSpec;
 pub enum MambaBlock {
     /// Gu & Dao (2023)'s selective-SSM block.
     Mamba1(Mamba1Block),
+    /// Dao & Gu (2024)'s SSD block (Mamba-2).
+    Mamba2(Mamba2Block),
 }
 
 impl MambaBlock {
     /// The tensors of the block of `cfg` under `prefix`, in checkpoint order.
     pub fn specs(cfg: &MambaConfig, prefix: &str) -> Vec<TensorSpec> {
-        Mamba1Block::specs(cfg, prefix)
+        match cfg.mamba2 {
+            Some(_) => Mamba2Block::specs(cfg, prefix),
+            None => Mamba1Block::specs(cfg, prefix),
+        }
     }
 
     /// The block of `cfg` under `prefix`, its tensors taken by name.
@@ -30,13 +37,17 @@ impl MambaBlock {
         prefix: &str,
         take: &mut dyn FnMut(&str) -> Result<Tensor>,
     ) -> Result<Self> {
-        Ok(Self::Mamba1(Mamba1Block::from_tensors(cfg, prefix, take)?))
+        Ok(match cfg.mamba2 {
+            Some(_) => Self::Mamba2(Mamba2Block::from_tensors(cfg, prefix, take)?),
+            None => Self::Mamba1(Mamba1Block::from_tensors(cfg, prefix, take)?),
+        })
     }
 
     /// The pre-norm RMSNorm weight (D).
     pub fn norm(&self) -> &Tensor {
         match self {
             Self::Mamba1(b) => &b.norm,
+            Self::Mamba2(b) => &b.norm,
         }
     }
 
@@ -44,6 +55,7 @@ impl MambaBlock {
     pub fn a(&self) -> Result<Tensor> {
         match self {
             Self::Mamba1(b) => b.a(),
+            Self::Mamba2(b) => b.a(),
         }
     }
 
@@ -51,10 +63,12 @@ impl MambaBlock {
     pub fn a_f32(&self) -> Result<Vec<f32>> {
         match self {
             Self::Mamba1(b) => b.a_f32(),
+            Self::Mamba2(b) => b.a_f32(),
         }
     }
 
-    /// The mixer over sequences as tensor ops ([`Mamba1Block::mixer`]).
+    /// The mixer over sequences as tensor ops ([`Mamba1Block::mixer`]; Mamba-2: not yet,
+    /// [`Mamba2Block::mixer`]).
     #[allow(clippy::too_many_arguments)]
     pub fn mixer(
         &self,
@@ -68,6 +82,7 @@ impl MambaBlock {
     ) -> Result<Tensor> {
         match self {
             Self::Mamba1(b) => b.mixer(cfg, normed, batch, len, seq_idx, masks, scan_chunk),
+            Self::Mamba2(b) => b.mixer(),
         }
     }
 
@@ -82,6 +97,7 @@ impl MambaBlock {
     ) -> Result<Tensor> {
         match self {
             Self::Mamba1(b) => b.step(cfg, a, normed, conv, ssm),
+            Self::Mamba2(b) => b.step(cfg, a, normed, conv, ssm),
         }
     }
 
@@ -97,6 +113,7 @@ impl MambaBlock {
     ) -> Result<Vec<f32>> {
         match self {
             Self::Mamba1(b) => b.cpu_mixer_seq(cfg, a, normed, batch, len, state),
+            Self::Mamba2(b) => b.cpu_mixer_seq(cfg, a, normed, batch, len, state),
         }
     }
 
@@ -112,6 +129,7 @@ impl MambaBlock {
     ) -> Result<Vec<f32>> {
         match self {
             Self::Mamba1(b) => b.cpu_step(cfg, a, normed, batch, conv, ssm),
+            Self::Mamba2(b) => b.cpu_step(cfg, a, normed, batch, conv, ssm),
         }
     }
 
@@ -130,6 +148,7 @@ impl MambaBlock {
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         match self {
             Self::Mamba1(b) => b.cpu_block(cfg, a, normed, batch, len, conv, ssm),
+            Self::Mamba2(b) => b.cpu_block(cfg, a, normed, batch, len, conv, ssm),
         }
     }
 }

@@ -9,8 +9,10 @@
 //!   `conv_bias`, `bias`, `layer`), `rms_norm`, `residual_in_fp32`, `tie_embeddings`; the norm
 //!   epsilon is the code's fixed 1e-5.
 //!
-//! Architectures this crate cannot run (Mamba-2 layers, LayerNorm instead of RMSNorm, attention
-//! or MLP layers) are refused with a message saying so.
+//! Mamba-2 checkpoints (HF `Mamba2Config`, `model_type` `mamba2`, and mamba_ssm configs whose
+//! `ssm_cfg.layer` is `Mamba2`) are read into the same struct with [`Mamba2Options`] set
+//! (docs/ssm.md#mamba-2-block). Architectures this crate cannot run (LayerNorm instead of
+//! RMSNorm, attention or MLP layers) are refused with a message saying so.
 
 use crate::error::{LmError, Result};
 use serde_json::{Map, Value};
@@ -56,6 +58,48 @@ pub struct MambaConfig {
     pub residual_in_fp32: bool,
     /// End-of-sequence id from the config, when it names one.
     pub eos_token_id: Option<u32>,
+    /// The Mamba-2 (SSD) block's sizes and options; `None` for a Mamba-1 model.
+    pub mamba2: Option<Mamba2Options>,
+}
+
+/// The sizes and options of a Mamba-2 block (Dao & Gu 2024, "Transformers are SSMs", §7 and
+/// Fig. 6; docs/ssm.md#mamba-2-block). With them, [`MambaConfig::d_inner`] is the width of
+/// `out_proj`'s input, `d_state` the state size N per head channel and `d_conv` the conv width.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mamba2Options {
+    /// Heads H (one scalar A, Δ and bias per head).
+    pub nheads: usize,
+    /// Channels per head P.
+    pub headdim: usize,
+    /// Groups G of B and C (head h reads group h / (H / G)).
+    pub ngroups: usize,
+    /// Channels through the SSM, H·P (= d_inner unless part of the block is a gated MLP,
+    /// mamba_ssm's `d_ssm`).
+    pub d_ssm: usize,
+    /// Chunk length of the chunked SSD prefill.
+    pub chunk_size: usize,
+    /// Δ is clamped to [lo, hi] after the softplus (`time_step_limit` / `dt_limit`).
+    pub dt_limit: (f64, f64),
+    /// The gated RMSNorm before `out_proj` (`mixer.norm.weight`); without it y·SiLU(z).
+    pub gated_norm: bool,
+    /// Gated norm order: `true` → RMSNorm(y)·SiLU(z); `false` → RMSNorm(y·SiLU(z)).
+    pub norm_before_gate: bool,
+    /// Channels normalised together by the gated norm (d_ssm / ngroups).
+    pub norm_group_size: usize,
+    /// D has one entry per channel (d_ssm) instead of one per head (mamba_ssm `D_has_hdim`).
+    pub d_per_channel: bool,
+}
+
+impl Mamba2Options {
+    /// Width of the gated-MLP part of `in_proj` (z0 and x0 each): d_inner − d_ssm.
+    pub fn d_mlp(&self, d_inner: usize) -> usize {
+        d_inner - self.d_ssm
+    }
+
+    /// Channels of the causal conv: x, B and C (d_ssm + 2·G·N).
+    pub fn conv_dim(&self, d_state: usize) -> usize {
+        self.d_ssm + 2 * self.ngroups * d_state
+    }
 }
 
 impl MambaConfig {
@@ -86,8 +130,21 @@ impl MambaConfig {
         let obj = v
             .as_object()
             .ok_or_else(|| "expected a JSON object".to_string())?;
-        if obj.contains_key("d_model") {
+        let original_layer = match obj.get("ssm_cfg") {
+            Some(Value::Object(m)) => m.get("layer").and_then(Value::as_str),
+            _ => None,
+        };
+        let hf_mamba2 = obj.get("model_type").and_then(Value::as_str) == Some("mamba2")
+            || obj
+                .get("architectures")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("Mamba2ForCausalLM")));
+        if obj.contains_key("d_model") && original_layer == Some("Mamba2") {
+            Self::from_original_mamba2(obj)
+        } else if obj.contains_key("d_model") {
             Self::from_original(obj)
+        } else if obj.contains_key("hidden_size") && hf_mamba2 {
+            Self::from_hf_mamba2(obj)
         } else if obj.contains_key("hidden_size") {
             Self::from_hf(obj)
         } else {
@@ -122,6 +179,7 @@ impl MambaConfig {
             tie_embeddings: opt_bool(o, "tie_word_embeddings")?.unwrap_or(true),
             residual_in_fp32: opt_bool(o, "residual_in_fp32")?.unwrap_or(true),
             eos_token_id: eos(o.get("eos_token_id"))?,
+            mamba2: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -173,9 +231,109 @@ impl MambaConfig {
             tie_embeddings: opt_bool(o, "tie_embeddings")?.unwrap_or(true),
             residual_in_fp32: opt_bool(o, "residual_in_fp32")?.unwrap_or(true),
             eos_token_id: None,
+            mamba2: None,
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// HF `Mamba2Config` (`Mamba2ForCausalLM`): d_inner = expand·hidden_size = num_heads·head_dim,
+    /// the gated norm always on (norm after the gate unless `norm_before_gate` says otherwise),
+    /// D per head, untied embeddings by default.
+    fn from_hf_mamba2(o: &Map<String, Value>) -> std::result::Result<Self, String> {
+        let d_model = req_usize(o, "hidden_size")?;
+        let expand = opt_usize(o, "expand")?.unwrap_or(2);
+        let d_inner = expand * d_model;
+        let nheads = opt_usize(o, "num_heads")?.unwrap_or(128);
+        let headdim = opt_usize(o, "head_dim")?.unwrap_or(64);
+        let ngroups = opt_usize(o, "n_groups")?.unwrap_or(8);
+        if nheads * headdim != d_inner {
+            return Err(format!(
+                "Mamba2: num_heads × head_dim = {nheads} × {headdim} must equal \
+                 expand × hidden_size = {d_inner}"
+            ));
+        }
+        let opts = Mamba2Options {
+            nheads,
+            headdim,
+            ngroups,
+            d_ssm: d_inner,
+            chunk_size: opt_usize(o, "chunk_size")?.unwrap_or(256),
+            dt_limit: dt_limit(o.get("time_step_limit"), "time_step_limit")?,
+            gated_norm: true,
+            norm_before_gate: opt_bool(o, "norm_before_gate")?.unwrap_or(false),
+            norm_group_size: d_inner / ngroups.max(1),
+            d_per_channel: false,
+        };
+        let cfg = Self {
+            layout: MambaLayout::Hf,
+            vocab_size: req_usize(o, "vocab_size")?,
+            d_model,
+            n_layer: req_usize(o, "num_hidden_layers")?,
+            d_state: opt_usize(o, "state_size")?.unwrap_or(128),
+            d_conv: opt_usize(o, "conv_kernel")?.unwrap_or(4),
+            d_inner,
+            dt_rank: nheads,
+            norm_eps: opt_f64(o, "layer_norm_epsilon")?.unwrap_or(1e-5),
+            conv_bias: opt_bool(o, "use_conv_bias")?.unwrap_or(true),
+            proj_bias: opt_bool(o, "use_bias")?.unwrap_or(false),
+            tie_embeddings: opt_bool(o, "tie_word_embeddings")?.unwrap_or(false),
+            residual_in_fp32: opt_bool(o, "residual_in_fp32")?.unwrap_or(true),
+            eos_token_id: eos(o.get("eos_token_id"))?,
+            mamba2: Some(opts),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Original `mamba_ssm` config with `ssm_cfg.layer = "Mamba2"` (`mamba_ssm.modules.mamba2`'s
+    /// defaults: d_state 128, headdim 64, ngroups 1, chunk_size 256, rmsnorm with the norm after
+    /// the gate, D per head).
+    fn from_original_mamba2(o: &Map<String, Value>) -> std::result::Result<Self, String> {
+        let mut cfg = Self::from_original_checked(o)?;
+        let ssm = match o.get("ssm_cfg") {
+            Some(Value::Object(m)) => m,
+            _ => return Err("`ssm_cfg` must be an object".into()),
+        };
+        let expand = opt_usize(ssm, "expand")?.unwrap_or(2);
+        let d_inner = expand * cfg.d_model;
+        let headdim = opt_usize(ssm, "headdim")?.unwrap_or(64);
+        let ngroups = opt_usize(ssm, "ngroups")?.unwrap_or(1);
+        let d_ssm = opt_usize(ssm, "d_ssm")?.unwrap_or(d_inner);
+        if d_ssm > d_inner || headdim == 0 || !d_ssm.is_multiple_of(headdim) {
+            return Err(format!(
+                "Mamba2: d_ssm {d_ssm} must be a multiple of headdim {headdim} and at most \
+                 d_inner {d_inner}"
+            ));
+        }
+        let opts = Mamba2Options {
+            nheads: d_ssm / headdim,
+            headdim,
+            ngroups,
+            d_ssm,
+            chunk_size: opt_usize(ssm, "chunk_size")?.unwrap_or(256),
+            dt_limit: dt_limit(ssm.get("dt_limit"), "ssm_cfg.dt_limit")?,
+            gated_norm: opt_bool(ssm, "rmsnorm")?.unwrap_or(true),
+            norm_before_gate: opt_bool(ssm, "norm_before_gate")?.unwrap_or(false),
+            norm_group_size: d_ssm / ngroups.max(1),
+            d_per_channel: opt_bool(ssm, "D_has_hdim")?.unwrap_or(false),
+        };
+        cfg.d_state = opt_usize(ssm, "d_state")?.unwrap_or(128);
+        cfg.d_inner = d_inner;
+        cfg.dt_rank = opts.nheads;
+        cfg.mamba2 = Some(opts);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The model-level fields of an original config (vocabulary padding, layers, norms,
+    /// refusals of MLP / attention / LayerNorm), shared by both block kinds.
+    fn from_original_checked(o: &Map<String, Value>) -> std::result::Result<Self, String> {
+        let mut top = o.clone();
+        if let Some(Value::Object(ssm)) = top.get_mut("ssm_cfg") {
+            ssm.remove("layer");
+        }
+        Self::from_original(&top)
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
@@ -193,6 +351,9 @@ impl MambaConfig {
                 return Err(format!("{name} must be ≥ 1"));
             }
         }
+        if let Some(m) = &self.mamba2 {
+            m.validate(self.d_inner)?;
+        }
         if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0) {
             return Err(format!(
                 "norm epsilon {} is not a number ≥ 0",
@@ -205,6 +366,63 @@ impl MambaConfig {
     /// Width of `x_proj`'s output: R + 2N (Δ, B, C).
     pub fn x_proj_dim(&self) -> usize {
         self.dt_rank + 2 * self.d_state
+    }
+
+    /// Channels of a layer's conv state: d_inner (Mamba-1), x + B + C (Mamba-2).
+    pub fn conv_channels(&self) -> usize {
+        match &self.mamba2 {
+            Some(m) => m.conv_dim(self.d_state),
+            None => self.d_inner,
+        }
+    }
+
+    /// Channels of a layer's SSM state, each holding N values: d_inner (Mamba-1), heads × head
+    /// channels (Mamba-2).
+    pub fn ssm_channels(&self) -> usize {
+        match &self.mamba2 {
+            Some(m) => m.d_ssm,
+            None => self.d_inner,
+        }
+    }
+}
+
+impl Mamba2Options {
+    fn validate(&self, d_inner: usize) -> std::result::Result<(), String> {
+        for (name, v) in [
+            ("Mamba2 heads", self.nheads),
+            ("Mamba2 head_dim", self.headdim),
+            ("Mamba2 n_groups", self.ngroups),
+            ("Mamba2 chunk_size", self.chunk_size),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be ≥ 1"));
+            }
+        }
+        if !self.nheads.is_multiple_of(self.ngroups) {
+            return Err(format!(
+                "Mamba2: n_groups {} must divide the number of heads {}",
+                self.ngroups, self.nheads
+            ));
+        }
+        if self.nheads * self.headdim != self.d_ssm || self.d_ssm > d_inner {
+            return Err(format!(
+                "Mamba2: heads × head_dim = {} × {} must be the SSM width {} (≤ d_inner {d_inner})",
+                self.nheads, self.headdim, self.d_ssm
+            ));
+        }
+        if self.norm_group_size == 0 || !self.d_ssm.is_multiple_of(self.norm_group_size) {
+            return Err(format!(
+                "Mamba2: the gated norm's group size {} must divide {}",
+                self.norm_group_size, self.d_ssm
+            ));
+        }
+        let (lo, hi) = self.dt_limit;
+        if lo.is_nan() || hi.is_nan() || lo < 0.0 || lo > hi {
+            return Err(format!(
+                "Mamba2: the Δ limit [{lo}, {hi}] must satisfy 0 ≤ lo ≤ hi"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -259,6 +477,38 @@ fn dt_rank(v: Option<&Value>, d_model: usize, key: &str) -> std::result::Result<
     }
 }
 
+/// One bound of a Δ limit: a number, `"inf"` / `"Infinity"` (also negated), or HF's
+/// `{"__float__": "Infinity"}` encoding of a non-finite float.
+fn limit_bound(v: &Value, key: &str) -> std::result::Result<f64, String> {
+    let text = match v {
+        Value::Number(n) => return n.as_f64().ok_or_else(|| field_err(key, "a number", v)),
+        Value::String(s) => s.as_str(),
+        Value::Object(m) => m
+            .get("__float__")
+            .and_then(Value::as_str)
+            .ok_or_else(|| field_err(key, "a pair of numbers", v))?,
+        _ => return Err(field_err(key, "a pair of numbers", v)),
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => Ok(f64::INFINITY),
+        "-inf" | "-infinity" => Ok(f64::NEG_INFINITY),
+        other => other
+            .parse::<f64>()
+            .map_err(|_| field_err(key, "a pair of numbers", v)),
+    }
+}
+
+/// Mamba-2's Δ limit `[lo, hi]`; absent → [0, ∞) (no clamp).
+fn dt_limit(v: Option<&Value>, key: &str) -> std::result::Result<(f64, f64), String> {
+    match v {
+        None | Some(Value::Null) => Ok((0.0, f64::INFINITY)),
+        Some(Value::Array(a)) if a.len() == 2 => {
+            Ok((limit_bound(&a[0], key)?, limit_bound(&a[1], key)?))
+        }
+        Some(v) => Err(field_err(key, "a pair [lo, hi]", v)),
+    }
+}
+
 /// `eos_token_id`: null, an id, or a list of ids (the first is taken).
 fn eos(v: Option<&Value>) -> std::result::Result<Option<u32>, String> {
     let one = |v: &Value| {
@@ -307,10 +557,10 @@ mod tests {
     #[test]
     fn unsupported_and_bad_fields_are_named() {
         let e = MambaConfig::from_json_str(
-            r#"{"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba2"}}"#,
+            r#"{"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba3"}}"#,
         )
         .unwrap_err();
-        assert!(e.contains("Mamba2"), "{e}");
+        assert!(e.contains("Mamba3"), "{e}");
         let e = MambaConfig::from_json_str(
             r#"{"hidden_size": 8, "num_hidden_layers": "x", "vocab_size": 8}"#,
         )
@@ -321,5 +571,68 @@ mod tests {
         assert!(MambaConfig::from_json_str("{")
             .unwrap_err()
             .contains("JSON"));
+    }
+
+    #[test]
+    fn hf_mamba2_reads_heads_groups_and_the_infinite_limit() {
+        let c = MambaConfig::from_json_str(
+            r#"{"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2,
+                "vocab_size": 256, "state_size": 16, "expand": 2, "head_dim": 16,
+                "num_heads": 8, "n_groups": 2, "chunk_size": 16,
+                "time_step_limit": [0.0, {"__float__": "Infinity"}]}"#,
+        )
+        .unwrap();
+        let m = c.mamba2.clone().unwrap();
+        assert_eq!((m.nheads, m.headdim, m.ngroups, m.d_ssm), (8, 16, 2, 128));
+        assert_eq!(m.dt_limit, (0.0, f64::INFINITY));
+        assert_eq!((m.norm_group_size, m.chunk_size), (64, 16));
+        assert!(m.gated_norm && !m.norm_before_gate && !m.d_per_channel);
+        assert_eq!((c.conv_channels(), c.ssm_channels()), (192, 128));
+        assert!(!c.tie_embeddings);
+        let e = MambaConfig::from_json_str(
+            r#"{"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2,
+                "vocab_size": 256, "head_dim": 16, "num_heads": 4}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("num_heads × head_dim"), "{e}");
+        let e = MambaConfig::from_json_str(
+            r#"{"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2,
+                "vocab_size": 256, "head_dim": 16, "num_heads": 8, "n_groups": 3}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("n_groups 3"), "{e}");
+        let e = MambaConfig::from_json_str(
+            r#"{"model_type": "mamba2", "hidden_size": 64, "num_hidden_layers": 2,
+                "vocab_size": 256, "head_dim": 16, "num_heads": 8, "n_groups": 1,
+                "time_step_limit": [0.0, "lots"]}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("time_step_limit"), "{e}");
+    }
+
+    #[test]
+    fn original_mamba2_reads_ssm_cfg() {
+        let c = MambaConfig::from_json_str(
+            r#"{"d_model": 64, "n_layer": 2, "vocab_size": 250, "pad_vocab_size_multiple": 16,
+                "ssm_cfg": {"layer": "Mamba2", "d_state": 32, "headdim": 32, "ngroups": 2,
+                            "d_ssm": 96, "D_has_hdim": true, "norm_before_gate": true,
+                            "dt_limit": [0.001, 0.5]},
+                "rms_norm": true, "residual_in_fp32": true, "tie_embeddings": true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.layout, MambaLayout::Original);
+        assert_eq!((c.vocab_size, c.d_inner, c.d_state), (256, 128, 32));
+        let m = c.mamba2.clone().unwrap();
+        assert_eq!((m.nheads, m.headdim, m.ngroups, m.d_ssm), (3, 32, 2, 96));
+        assert_eq!((m.d_mlp(c.d_inner), m.norm_group_size), (32, 48));
+        assert!(m.d_per_channel && m.norm_before_gate);
+        assert_eq!(m.dt_limit, (0.001, 0.5));
+        assert_eq!(c.conv_channels(), 96 + 2 * 2 * 32);
+        let e = MambaConfig::from_json_str(
+            r#"{"d_model": 64, "n_layer": 2, "vocab_size": 256,
+                "ssm_cfg": {"layer": "Mamba2", "headdim": 48}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("headdim 48"), "{e}");
     }
 }

@@ -17,8 +17,9 @@ use candle_core::{Device, Tensor};
 use seqlab_tensor::rms_norm;
 use std::path::Path;
 
-/// Per layer: the conv window (1, d_inner, d_conv), oldest input first, and the SSM state
-/// (1, d_inner, d_state).
+/// Per layer: the conv window (1, conv channels, d_conv), oldest input first, and the SSM
+/// state (1, SSM channels, d_state) ([`MambaConfig::conv_channels`](crate::MambaConfig::conv_channels),
+/// [`MambaConfig::ssm_channels`](crate::MambaConfig::ssm_channels)).
 #[derive(Debug, Clone)]
 struct Layers {
     conv: Vec<Tensor>,
@@ -45,7 +46,7 @@ impl MambaDeviceState {
 #[derive(Debug, Clone)]
 pub struct MambaDeviceLm {
     model: TrainMamba,
-    /// A = −exp(A_log) per layer (d_inner, d_state), computed once.
+    /// A = −exp(A_log) per layer (Mamba-1 (d_inner, d_state), Mamba-2 (heads)), computed once.
     a: Vec<Tensor>,
     device: Device,
 }
@@ -81,13 +82,13 @@ impl MambaDeviceLm {
     fn zero_layers(&self) -> Result<Layers> {
         let c = self.model.config();
         let dt = self.model.weights().embedding.dtype();
-        let zeros = |n: usize| Tensor::zeros((1, c.d_inner, n), dt, &self.device);
+        let zeros = |ch: usize, n: usize| Tensor::zeros((1, ch, n), dt, &self.device);
         Ok(Layers {
             conv: (0..c.n_layer)
-                .map(|_| zeros(c.d_conv))
+                .map(|_| zeros(c.conv_channels(), c.d_conv))
                 .collect::<candle_core::Result<_>>()?,
             ssm: (0..c.n_layer)
-                .map(|_| zeros(c.d_state))
+                .map(|_| zeros(c.ssm_channels(), c.d_state))
                 .collect::<candle_core::Result<_>>()?,
         })
     }

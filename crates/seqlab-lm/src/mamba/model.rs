@@ -107,7 +107,14 @@ impl MambaLm {
     /// The all-zero state for `batch` rows (nothing consumed yet).
     pub fn new_state(&self, batch: usize) -> MambaState {
         let c = &self.cfg;
-        MambaState::zeros(batch, c.n_layer, c.d_inner, c.d_conv, c.d_state)
+        MambaState::with_channels(
+            batch,
+            c.n_layer,
+            c.conv_channels(),
+            c.d_conv,
+            c.ssm_channels(),
+            c.d_state,
+        )
     }
 
     /// Logits (batch, len, vocab) of `tokens` (batch·len ids, row-major), parallel scan.
@@ -257,7 +264,7 @@ impl MambaLm {
         self.check_state(state, batch)?;
         let len = self.check_tokens(tokens, batch)?;
         let c = &self.cfg;
-        let (di, n, k) = (c.d_inner, c.d_state, c.d_conv);
+        let (n, k) = (c.d_state, c.d_conv);
         let rows = batch * len;
         let start = state.seqlen;
         let mut states: Vec<MambaState> = (1..=len)
@@ -272,7 +279,7 @@ impl MambaLm {
             let (conv, ssm) = (&mut state.conv[i], &mut state.ssm[i]);
             let (out, windows, hs) =
                 block.cpu_block(c, &self.a[i], &normed, batch, len, conv, ssm)?;
-            let (cw, sw) = (batch * di * k, batch * di * n);
+            let (cw, sw) = (batch * c.conv_channels() * k, batch * c.ssm_channels() * n);
             for (t, st) in states.iter_mut().enumerate() {
                 st.conv[i].copy_from_slice(&windows[t * cw..][..cw]);
                 st.ssm[i].copy_from_slice(&hs[t * sw..][..sw]);
@@ -330,10 +337,10 @@ impl MambaLm {
             && s.ssm.len() == c.n_layer
             && s.conv
                 .iter()
-                .all(|v| v.len() == batch * c.d_inner * c.d_conv)
+                .all(|v| v.len() == batch * c.conv_channels() * c.d_conv)
             && s.ssm
                 .iter()
-                .all(|v| v.len() == batch * c.d_inner * c.d_state);
+                .all(|v| v.len() == batch * c.ssm_channels() * c.d_state);
         if ok {
             Ok(())
         } else {

@@ -32,4 +32,23 @@ impl MambaState {
             seqlen: 0,
         }
     }
+
+    /// The empty state with separate conv and SSM channel counts (Mamba-2: the conv runs over
+    /// x, B and C; the SSM over heads × head channels), as [`crate::MambaConfig::conv_channels`]
+    /// and [`crate::MambaConfig::ssm_channels`] give them.
+    pub fn with_channels(
+        batch: usize,
+        n_layer: usize,
+        conv_channels: usize,
+        d_conv: usize,
+        ssm_channels: usize,
+        d_state: usize,
+    ) -> Self {
+        Self {
+            batch,
+            conv: vec![vec![0.0; batch * conv_channels * d_conv]; n_layer],
+            ssm: vec![vec![0.0; batch * ssm_channels * d_state]; n_layer],
+            seqlen: 0,
+        }
+    }
 }

@@ -66,6 +66,7 @@ impl MambaDims {
             tie_embeddings: true,
             residual_in_fp32: true,
             eos_token_id: None,
+            mamba2: None,
         }
     }
 }
@@ -121,6 +122,13 @@ impl TrainMamba {
     pub fn init(cfg: &MambaConfig, seed: u64, dtype: DType) -> Result<Self> {
         if cfg.layout != MambaLayout::Hf {
             return Err(LmError::Unsupported("training uses the HF layout".into()));
+        }
+        if cfg.mamba2.is_some() {
+            return Err(LmError::Unsupported(
+                "initialising a Mamba-2 model for training is not implemented (Mamba-2 runs \
+                 for inference)"
+                    .into(),
+            ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let mut t = HashMap::new();
@@ -225,6 +233,12 @@ impl TrainMamba {
 
     /// Writes `config.json` and `model.safetensors` (f32) into `dir`, each atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        if self.cfg.mamba2.is_some() {
+            return Err(LmError::Unsupported(
+                "saving a Mamba-2 model is not implemented (its config.json would be Mamba-1's)"
+                    .into(),
+            ));
+        }
         let mut t = HashMap::new();
         for (name, v) in &self.params {
             let host = v

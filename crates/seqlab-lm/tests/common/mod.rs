@@ -21,6 +21,22 @@ pub fn golden_dir() -> PathBuf {
     }
 }
 
+/// The mamba2-tiny golden directory: `$SEQLAB_GOLDEN_MAMBA2_DIR` when set, else
+/// `$SEQLAB_GOLDEN_DIR/mamba2-tiny` when that holds `golden.json`, else
+/// `<repo>/tests/golden/mamba2-tiny`.
+pub fn mamba2_golden_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SEQLAB_GOLDEN_MAMBA2_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("SEQLAB_GOLDEN_DIR") {
+        let d = PathBuf::from(d).join("mamba2-tiny");
+        if d.join("golden.json").is_file() {
+            return d;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/mamba2-tiny")
+}
+
 /// golden.json.
 pub fn golden_json(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("golden.json")).expect("read golden.json");

@@ -1,0 +1,370 @@
+//! Parity of the Mamba-2 LM with HF transformers' `Mamba2ForCausalLM` (its chunked SSD torch
+//! path) on the mamba2-tiny golden checkpoint. Data-driven: every tensor listed under
+//! `golden_tensors` in golden.json is checked, a field this test does not know fails it, and
+//! every size comes from the golden files, so another golden set of the same layout passes
+//! unchanged.
+//!
+//! Directory: `$SEQLAB_GOLDEN_MAMBA2_DIR` when set, else `$SEQLAB_GOLDEN_DIR/mamba2-tiny` when
+//! that exists, else `<repo>/tests/golden/mamba2-tiny`.
+
+use crate::common;
+
+use common::*;
+use seqlab_lm::conformance::check_causal_lm;
+use seqlab_lm::mamba::weights::expected_specs;
+use seqlab_lm::mamba::{MambaDeviceLm, MambaWeights};
+use seqlab_lm::{generate, CausalLm, GenerateConfig, LogitsMode, MambaConfig, MambaLm};
+use seqlab_tensor::candle_core::{Device, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Largest error allowed, relative to the largest magnitude of the reference tensor.
+const REL_TOL: f32 = 1e-5;
+
+/// max |a − b| / max |b|.
+fn rel_err(what: &str, a: &[f32], b: &[f32]) -> f32 {
+    let scale = b
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    max_abs(what, a, b) / scale
+}
+
+/// The golden prompt followed by its greedy continuation.
+fn golden_sequence(g: &HashMap<String, Tensor>) -> Vec<u32> {
+    let mut t = ids(&g["input_ids"]);
+    t.extend(ids(&g["generated_ids"]));
+    t
+}
+
+#[test]
+fn golden_mamba2_tiny_every_field() {
+    let dir = mamba2_golden_dir();
+    let meta = golden_json(&dir);
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).expect("load mamba2-tiny");
+    let cfg = model.config().clone();
+    assert!(
+        cfg.mamba2.is_some(),
+        "the golden config is a Mamba-2 config"
+    );
+    let prompt = ids(&g["input_ids"]);
+    let plen = prompt.len();
+    let v = cfg.vocab_size;
+
+    let fwd = model
+        .forward_with(&prompt, 1, None, LogitsMode::All, true)
+        .unwrap();
+    let logits = f32s(&fwd.logits.unwrap());
+    let hidden = fwd.hidden_states.unwrap();
+    let (_, state) = model.prefill(&prompt, 1, LogitsMode::Skip).unwrap();
+
+    let gen_ids = ids(&g["generated_ids"]);
+    let out = generate(
+        &model,
+        &prompt,
+        &GenerateConfig {
+            max_new_tokens: gen_ids.len(),
+            ..GenerateConfig::default()
+        },
+        |_| Ok(()),
+    )
+    .unwrap();
+
+    // Step logits: step 0 from the prefill, step j ≥ 1 after feeding generated token j − 1.
+    let mut step_logits: Vec<f32> = logits[(plen - 1) * v..].to_vec();
+    let mut st = state.clone();
+    for &id in &gen_ids[..gen_ids.len() - 1] {
+        step_logits.extend(f32s(&model.step(&mut st, &[id]).unwrap()));
+    }
+
+    let fields = meta["golden_tensors"].as_object().expect("golden_tensors");
+    let mut report = Vec::new();
+    for (name, spec) in fields {
+        let shape: Vec<usize> = spec["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let gt = &g[name.as_str()];
+        assert_eq!(gt.dims(), shape.as_slice(), "{name}: shape in golden.json");
+        let err = if name == "input_ids" {
+            0.0 // the prompt itself: the input of every other check
+        } else if name == "logits" {
+            rel_err(name, &logits, &f32s(gt))
+        } else if name == "step_logits" {
+            rel_err(name, &step_logits, &f32s(gt))
+        } else if name == "generated_ids" {
+            assert_eq!(out.generated_ids, gen_ids, "greedy tokens differ");
+            0.0
+        } else if name == "full_sequence" {
+            let mut full = prompt.clone();
+            full.extend(&out.generated_ids);
+            assert_eq!(full, ids(gt), "full_sequence");
+            0.0
+        } else if let Some(i) = name.strip_prefix("hidden_states.") {
+            let i: usize = i.parse().unwrap();
+            rel_err(name, &hidden[i], &f32s(gt))
+        } else if let Some(l) = name.strip_prefix("prefill_conv_state.") {
+            let l: usize = l.parse().unwrap();
+            rel_err(name, &state.conv[l], &f32s(gt))
+        } else if let Some(l) = name.strip_prefix("prefill_ssm_state.") {
+            let l: usize = l.parse().unwrap();
+            rel_err(name, &state.ssm[l], &f32s(gt))
+        } else {
+            panic!("golden field `{name}` is not checked by this test: add a check for it");
+        };
+        report.push(format!("{name}: max rel {err:.3e}"));
+        assert!(err <= REL_TOL, "{name}: relative error {err} > {REL_TOL}");
+    }
+    assert_eq!(
+        hidden.len(),
+        cfg.n_layer + 1,
+        "hidden states per layer + norm_f"
+    );
+    eprintln!("mamba2-tiny parity:\n  {}", report.join("\n  "));
+}
+
+#[test]
+fn mamba2_prefill_then_step_equals_parallel_forward() {
+    let dir = mamba2_golden_dir();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).unwrap();
+    let v = model.vocab_size();
+    let full = golden_sequence(&g);
+    let mut rev = full.clone();
+    rev.reverse();
+    let batch: Vec<u32> = full.iter().chain(&rev).copied().collect();
+    let len = full.len();
+    let parallel = f32s(&model.forward(&batch, 2).unwrap());
+    for split in [1, len / 3, len - 1] {
+        let pre: Vec<u32> = [&full[..split], &rev[..split]].concat();
+        let (last, mut st) = model.prefill(&pre, 2, LogitsMode::Last).unwrap();
+        let last = f32s(&last.unwrap());
+        let mut worst = 0f32;
+        for r in 0..2 {
+            let want = &parallel[(r * len + split - 1) * v..][..v];
+            worst = worst.max(rel_err("prefill last", &last[r * v..][..v], want));
+        }
+        for t in split..len {
+            let step = f32s(&model.step(&mut st, &[full[t], rev[t]]).unwrap());
+            for r in 0..2 {
+                let want = &parallel[(r * len + t) * v..][..v];
+                worst = worst.max(rel_err("step", &step[r * v..][..v], want));
+            }
+        }
+        assert!(worst <= REL_TOL, "split {split}: step vs parallel {worst}");
+    }
+}
+
+#[test]
+fn mamba2_chunked_prefill_with_state_equals_one_prefill() {
+    let dir = mamba2_golden_dir();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).unwrap();
+    let full = golden_sequence(&g);
+    let (one, s_one) = model.prefill(&full, 1, LogitsMode::Last).unwrap();
+    let mut st = model.new_state(1);
+    let mut last = None;
+    let (a, b) = (2.min(full.len() - 2), full.len() / 2);
+    for chunk in [&full[..a], &full[a..b], &full[b..]] {
+        last = model
+            .forward_with(chunk, 1, Some(&mut st), LogitsMode::Last, false)
+            .unwrap()
+            .logits;
+    }
+    let e = rel_err("chunked", &f32s(&last.unwrap()), &f32s(&one.unwrap()));
+    assert!(e <= REL_TOL, "chunked prefill logits differ by {e}");
+    assert_eq!(st.seqlen, s_one.seqlen);
+    for l in 0..st.ssm.len() {
+        assert!(rel_err("ssm", &st.ssm[l], &s_one.ssm[l]) <= REL_TOL);
+        assert!(rel_err("conv", &st.conv[l], &s_one.conv[l]) <= REL_TOL);
+    }
+}
+
+/// The tensor-op recurrent step (the device LM's path) on the CPU equals the CPU fast path.
+#[test]
+fn mamba2_tensor_step_equals_the_cpu_path() {
+    let dir = mamba2_golden_dir();
+    let g = golden_tensors(&dir);
+    let cpu = MambaLm::load(&dir).unwrap();
+    let dev = MambaDeviceLm::load(&dir, &Device::Cpu).unwrap();
+    let tokens = golden_sequence(&g);
+    let n = 12.min(tokens.len());
+    let (a, mut sa) = CausalLm::prefill(&cpu, &tokens[..n]).unwrap();
+    let (b, mut sb) = CausalLm::prefill(&dev, &tokens[..n]).unwrap();
+    let mut worst = seqlab_lm::conformance::max_rel_diff(&b, &a);
+    for &t in &tokens[n..n + 6] {
+        let a = CausalLm::step(&cpu, &mut sa, t).unwrap();
+        let b = CausalLm::step(&dev, &mut sb, t).unwrap();
+        worst = worst.max(seqlab_lm::conformance::max_rel_diff(&b, &a));
+    }
+    assert!(worst < 1e-5, "tensor step vs CPU: {worst}");
+    check_causal_lm(&dev, &tokens[..8], 2, 1e-4).unwrap();
+}
+
+/// The same weights under mamba_ssm's names and config (`ssm_cfg.layer = "Mamba2"`) give the
+/// golden logits.
+#[test]
+fn mamba2_original_layout_gives_the_same_logits() {
+    let dir = mamba2_golden_dir();
+    let hf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = seqlab_tensor::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let emb = t.remove("backbone.embeddings.weight").unwrap();
+    t.insert("backbone.embedding.weight".into(), emb);
+    seqlab_tensor::save_atomic(tmp.path().join("model.safetensors"), &t).unwrap();
+    let cfg = serde_json::json!({
+        "d_model": hf["hidden_size"], "d_intermediate": 0, "n_layer": hf["num_hidden_layers"],
+        "vocab_size": hf["vocab_size"], "pad_vocab_size_multiple": 1,
+        "ssm_cfg": {"layer": "Mamba2", "d_state": hf["state_size"], "d_conv": hf["conv_kernel"],
+                    "expand": hf["expand"], "headdim": hf["head_dim"], "ngroups": hf["n_groups"],
+                    "chunk_size": hf["chunk_size"], "bias": hf["use_bias"],
+                    "conv_bias": hf["use_conv_bias"]},
+        "rms_norm": true, "residual_in_fp32": true, "fused_add_norm": true,
+        "tie_embeddings": hf["tie_word_embeddings"],
+    });
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(tmp.path()).unwrap();
+    let got = f32s(&model.forward(&ids(&g["input_ids"]), 1).unwrap());
+    let e = rel_err("original layout logits", &got, &f32s(&g["logits"]));
+    assert!(e <= REL_TOL, "original layout: {e}");
+}
+
+fn load_err(dir: &Path) -> String {
+    match MambaLm::load(dir) {
+        Ok(_) => panic!("loading {} should fail", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn mamba2_missing_or_misshapen_tensor_is_named() {
+    let dir = mamba2_golden_dir();
+    let t = seqlab_tensor::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    for (name, what) in [
+        ("backbone.layers.1.mixer.dt_bias", "missing"),
+        ("backbone.layers.0.mixer.norm.weight", "missing"),
+        ("backbone.layers.1.mixer.in_proj.weight", "shape"),
+        ("backbone.layers.0.mixer.conv1d.weight", "shape"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join("config.json"), tmp.path().join("config.json")).unwrap();
+        let mut t = t.clone();
+        let old = t.remove(name).unwrap();
+        if what == "shape" {
+            let rows = old.dims()[0] - 1;
+            t.insert(name.into(), old.narrow(0, 0, rows).unwrap());
+        }
+        seqlab_tensor::save_atomic(tmp.path().join("model.safetensors"), &t).unwrap();
+        let msg = load_err(tmp.path());
+        assert!(msg.contains(name), "{what} {name}: {msg}");
+        assert_eq!(msg.lines().count(), 1, "one line: {msg}");
+    }
+    // A config whose heads do not tile the inner width is refused before any weight is read.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    cfg["head_dim"] = serde_json::json!(cfg["head_dim"].as_u64().unwrap() + 1);
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    std::fs::copy(
+        dir.join("model.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("head_dim"), "{msg}");
+}
+
+/// A random Mamba-2 with every option the golden model leaves off: the gated-MLP part
+/// (d_ssm < d_inner), D per channel, the norm before the gate, a finite Δ limit, projection
+/// biases, tied embeddings. The CPU prefill, the CPU steps, the block scorer and the tensor-op
+/// steps are four computations of the same function and must agree.
+#[test]
+fn mamba2_options_agree_across_paths() {
+    let cfg = MambaConfig::from_json_str(
+        r#"{"d_model": 24, "n_layer": 2, "vocab_size": 40, "pad_vocab_size_multiple": 8,
+            "ssm_cfg": {"layer": "Mamba2", "d_state": 8, "d_conv": 3, "expand": 2,
+                        "headdim": 8, "ngroups": 2, "d_ssm": 32, "D_has_hdim": true,
+                        "norm_before_gate": true, "dt_limit": [0.01, 0.2], "bias": true},
+            "rms_norm": true, "tie_embeddings": true}"#,
+    )
+    .unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let mut t = HashMap::new();
+    for spec in expected_specs(&cfg) {
+        let n = spec.elem_count();
+        let scale = if spec.name.ends_with("A_log") {
+            1.0
+        } else {
+            0.4
+        };
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                let v = next() * scale;
+                if spec.name.contains("norm") {
+                    1.0 + v as f32
+                } else {
+                    v as f32
+                }
+            })
+            .collect();
+        t.insert(
+            spec.name.clone(),
+            Tensor::from_vec(data, spec.shape.clone(), &Device::Cpu).unwrap(),
+        );
+    }
+    let params: HashMap<String, Tensor> = t.clone();
+    let w = MambaWeights::from_tensors(&mut t, &cfg).unwrap();
+    let model = MambaLm::from_parts(cfg.clone(), w).unwrap();
+    let tokens: Vec<u32> = (0..20).map(|i| (i * 7 + 3) % 40).collect();
+    check_causal_lm(&model, &tokens, 3, 1e-4).unwrap();
+
+    // Tensor-op steps (the device LM) against the CPU path.
+    let train = seqlab_lm::TrainMamba::from_tensors(&cfg, params).unwrap();
+    let dev = MambaDeviceLm::new(train).unwrap();
+    let (a, mut sa) = CausalLm::prefill(&model, &tokens[..6]).unwrap();
+    let (b, mut sb) = CausalLm::prefill(&dev, &tokens[..6]).unwrap();
+    let mut worst = seqlab_lm::conformance::max_rel_diff(&b, &a);
+    for &tok in &tokens[6..] {
+        let a = CausalLm::step(&model, &mut sa, tok).unwrap();
+        let b = CausalLm::step(&dev, &mut sb, tok).unwrap();
+        worst = worst.max(seqlab_lm::conformance::max_rel_diff(&b, &a));
+    }
+    assert!(
+        worst < 1e-5,
+        "tensor step vs CPU with every option: {worst}"
+    );
+}
+
+/// The gated norm's grouping matters and the golden set pins it: normalising the whole H·P
+/// width at once (one group) instead of d_ssm / n_groups channels moves the logits far past the
+/// tolerance. (Only meaningful when the golden model has more than one group.)
+#[test]
+fn mamba2_gated_norm_groups_are_the_references() {
+    let dir = mamba2_golden_dir();
+    let g = golden_tensors(&dir);
+    let model = MambaLm::load(&dir).unwrap();
+    let mut cfg = model.config().clone();
+    let m = cfg.mamba2.as_mut().unwrap();
+    if m.ngroups == 1 {
+        return;
+    }
+    m.norm_group_size = m.d_ssm;
+    let whole = MambaLm::from_parts(cfg, model.weights().clone()).unwrap();
+    let got = f32s(&whole.forward(&ids(&g["input_ids"]), 1).unwrap());
+    let e = rel_err("one-group logits", &got, &f32s(&g["logits"]));
+    assert!(
+        e > 100.0 * REL_TOL,
+        "one norm group is as close as the reference's: {e}"
+    );
+}
