@@ -14,10 +14,15 @@ const TOL: f32 = 1e-4;
 
 #[test]
 fn golden_mamba_tiny_every_field() {
-    let dir = golden_dir();
-    let meta = golden_json(&dir);
-    let g = golden_tensors(&dir);
-    let model = MambaLm::load(&dir).expect("load mamba-tiny");
+    check_every_field(&golden_dir(), "mamba-tiny");
+}
+
+/// Every field of the golden set in `dir` (`what` names it in messages) against the model loaded
+/// from the same directory: also run on falcon-mamba-tiny (golden_falcon_mamba_tiny.rs).
+pub(crate) fn check_every_field(dir: &std::path::Path, what: &str) {
+    let meta = golden_json(dir);
+    let g = golden_tensors(dir);
+    let model = MambaLm::load(dir).unwrap_or_else(|e| panic!("load {what}: {e}"));
     let cfg = model.config().clone();
     let prompt = ids(&g["input_ids"]);
     let plen = prompt.len();
@@ -94,7 +99,7 @@ fn golden_mamba_tiny_every_field() {
         cfg.n_layer + 1,
         "hidden states per layer + norm_f"
     );
-    eprintln!("mamba-tiny parity:\n  {}", report.join("\n  "));
+    eprintln!("{what} parity:\n  {}", report.join("\n  "));
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod device_lm;
 mod eval;
 mod generate;
 mod gguf;
+mod golden_falcon_mamba_tiny;
 mod golden_mamba2_tiny;
 mod golden_mamba_tiny;
 mod loader;

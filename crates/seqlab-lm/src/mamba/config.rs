@@ -60,6 +60,9 @@ pub struct MambaConfig {
     pub eos_token_id: Option<u32>,
     /// The Mamba-2 (SSD) block's sizes and options; `None` for a Mamba-1 model.
     pub mamba2: Option<Mamba2Options>,
+    /// Falcon-Mamba (HF `FalconMambaForCausalLM`): the Mamba-1 block with weightless RMS norms
+    /// on δ, B and C after `x_proj`, with this ε (`mixer_rms_eps`); `None` for plain Mamba.
+    pub bcdt_rms_eps: Option<f64>,
 }
 
 /// The sizes and options of a Mamba-2 block (Dao & Gu 2024, "Transformers are SSMs", §7 and
@@ -153,14 +156,18 @@ impl MambaConfig {
     }
 
     /// HF `MambaConfig`.
+    /// HF `MambaConfig`, or `FalconMambaConfig` (`model_type` `falcon_mamba`: the same block
+    /// with RMS norms on δ, B and C, ε = `mixer_rms_eps`, default 1e-6).
     fn from_hf(o: &Map<String, Value>) -> std::result::Result<Self, String> {
-        if let Some(t) = o.get("model_type").and_then(Value::as_str) {
-            if t != "mamba" {
+        let falcon = match o.get("model_type").and_then(Value::as_str) {
+            None | Some("mamba") => false,
+            Some("falcon_mamba") => true,
+            Some(t) => {
                 return Err(format!(
-                    "model_type `{t}` is not supported (only `mamba`, i.e. Mamba-1)"
-                ));
+                    "model_type `{t}` is not supported (`mamba`, `falcon_mamba` and `mamba2` are)"
+                ))
             }
-        }
+        };
         let d_model = req_usize(o, "hidden_size")?;
         let expand = opt_usize(o, "expand")?.unwrap_or(2);
         let d_inner = opt_usize(o, "intermediate_size")?.unwrap_or(expand.saturating_mul(d_model));
@@ -180,6 +187,11 @@ impl MambaConfig {
             residual_in_fp32: opt_bool(o, "residual_in_fp32")?.unwrap_or(true),
             eos_token_id: eos(o.get("eos_token_id"))?,
             mamba2: None,
+            bcdt_rms_eps: if falcon {
+                Some(opt_f64(o, "mixer_rms_eps")?.unwrap_or(1e-6))
+            } else {
+                None
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -232,6 +244,7 @@ impl MambaConfig {
             residual_in_fp32: opt_bool(o, "residual_in_fp32")?.unwrap_or(true),
             eos_token_id: None,
             mamba2: None,
+            bcdt_rms_eps: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -281,6 +294,7 @@ impl MambaConfig {
             residual_in_fp32: opt_bool(o, "residual_in_fp32")?.unwrap_or(true),
             eos_token_id: eos(o.get("eos_token_id"))?,
             mamba2: Some(opts),
+            bcdt_rms_eps: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -359,6 +373,14 @@ impl MambaConfig {
                 "norm epsilon {} is not a number ≥ 0",
                 self.norm_eps
             ));
+        }
+        if let Some(eps) = self.bcdt_rms_eps {
+            if !(eps.is_finite() && eps >= 0.0) {
+                return Err(format!("mixer_rms_eps {eps} is not a number ≥ 0"));
+            }
+            if self.mamba2.is_some() {
+                return Err("the Falcon-Mamba norms apply to Mamba-1 blocks only".into());
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! Mixer(u):  [x, z] = u W_inᵀ (+ b_in)                     (2·E·D)
 //!            x' = SiLU(causal_conv1d(x) + b_conv)          (depthwise, kernel K)
 //!            [δ, B, C] = x' W_xᵀ                           (R, N, N)
+//!            (Falcon-Mamba: δ, B, C ← v / √(mean(v²) + ε) each, weightless RMS norms)
 //!            Δ = softplus(δ W_dtᵀ + b_dt)
 //!            y = SelectiveScan(x', Δ, A = −exp(A_log), B, C, D) · SiLU(z)
 //!            out = y W_outᵀ (+ b_out)
@@ -223,7 +224,7 @@ impl Mamba1Block {
             .contiguous()?
             .reshape((batch * len, di))?;
         // (B·L, R+2N)
-        let xdbl = xc_t.matmul(&self.x_proj.t()?)?;
+        let xdbl = bcdt_rms_t(&xc_t.matmul(&self.x_proj.t()?)?, cfg)?;
         // Contiguous: candle's CUDA matmul (cuBLAS) rejects a row stride wider than the row.
         let dt = xdbl.narrow(1, 0, r)?.contiguous()?;
         let bc = |off: usize| -> Result<Tensor> {
@@ -291,7 +292,7 @@ impl Mamba1Block {
         }
         let xc = pre.silu()?;
         *conv = window;
-        let xdbl = xc.matmul(&self.x_proj.t()?)?; // (1, R+2N)
+        let xdbl = bcdt_rms_t(&xc.matmul(&self.x_proj.t()?)?, cfg)?; // (1, R+2N)
         let dt = xdbl.narrow(1, 0, r)?;
         let bm = xdbl.narrow(1, r, n)?; // (1, N)
         let cm = xdbl.narrow(1, r + n, n)?;
@@ -370,7 +371,8 @@ impl Mamba1Block {
         };
 
         let xc_t = channel_to_token_major(&xc, batch, di, len);
-        let xdbl = linear(&xc_t, rows, &self.x_proj, None)?;
+        let mut xdbl = linear(&xc_t, rows, &self.x_proj, None)?;
+        bcdt_rms_rows(&mut xdbl, cfg);
         drop(xc_t);
         let dt = columns(&xdbl, xw, 0, r);
         let delta_t = linear(&dt, rows, &self.dt_proj, None)?;
@@ -439,7 +441,8 @@ impl Mamba1Block {
             width: k,
         };
         let xc = causal_conv1d_update(dims, &x, conv, &p.conv1d, p.conv_bias.as_deref(), true)?;
-        let xdbl = linear(&xc, batch, &self.x_proj, None)?;
+        let mut xdbl = linear(&xc, batch, &self.x_proj, None)?;
+        bcdt_rms_rows(&mut xdbl, cfg);
         let dt = columns(&xdbl, xw, 0, r);
         let bm = columns(&xdbl, xw, r, n);
         let cm = columns(&xdbl, xw, r + n, n);
@@ -481,7 +484,8 @@ impl Mamba1Block {
             dim: di,
         };
         let (xc, windows) = conv_block(dims, &xz, 2 * di, conv, &p.conv1d, p.conv_bias.as_deref());
-        let xdbl = linear_block(&xc, rows, &self.x_proj, None)?;
+        let mut xdbl = linear_block(&xc, rows, &self.x_proj, None)?;
+        bcdt_rms_rows(&mut xdbl, cfg);
         let dt = columns(&xdbl, xw, 0, r);
         let delta = linear_block(&dt, rows, &self.dt_proj, None)?;
         let inputs = ScanBlockInputs {
@@ -497,6 +501,39 @@ impl Mamba1Block {
         let (y, hs) = scan_block(dims, &inputs, ssm);
         let out = linear_block(&y, rows, &self.out_proj, p.out_proj_bias.as_deref())?;
         Ok((out, windows, hs))
+    }
+}
+
+/// Falcon-Mamba's weightless RMS norms (`cfg.bcdt_rms_eps`) on the δ, B and C columns of
+/// `x_proj`'s output `xdbl` (rows, R + 2N), as tensor ops (differentiable, any device):
+/// v ← v / √(mean(v²) + ε) over each group's columns. `xdbl` itself without them.
+fn bcdt_rms_t(xdbl: &Tensor, cfg: &MambaConfig) -> Result<Tensor> {
+    let Some(eps) = cfg.bcdt_rms_eps else {
+        return Ok(xdbl.clone());
+    };
+    let (r, n) = (cfg.dt_rank, cfg.d_state);
+    let norm = |off: usize, w: usize| -> Result<Tensor> {
+        let v = xdbl.narrow(1, off, w)?;
+        let ms = (v.sqr()?.mean_keepdim(1)? + eps)?;
+        Ok(v.broadcast_div(&ms.sqrt()?)?)
+    };
+    Ok(Tensor::cat(&[norm(0, r)?, norm(r, n)?, norm(r + n, n)?], 1)?)
+}
+
+/// [`bcdt_rms_t`] on the CPU path's f32 rows, in place (the mean of squares accumulated in
+/// f64); nothing without `cfg.bcdt_rms_eps`.
+fn bcdt_rms_rows(xdbl: &mut [f32], cfg: &MambaConfig) {
+    let Some(eps) = cfg.bcdt_rms_eps else {
+        return;
+    };
+    let (r, n) = (cfg.dt_rank, cfg.d_state);
+    for row in xdbl.chunks_exact_mut(r + 2 * n) {
+        for group in [&mut row[..r], &mut row[r..r + n], &mut row[r + n..]] {
+            let ms = group.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>()
+                / group.len() as f64;
+            let scale = (1.0 / (ms + eps).sqrt()) as f32;
+            group.iter_mut().for_each(|v| *v *= scale);
+        }
     }
 }
 

@@ -67,13 +67,14 @@ impl MambaDims {
             residual_in_fp32: true,
             eos_token_id: None,
             mamba2: None,
+            bcdt_rms_eps: None,
         }
     }
 }
 
 /// HF `config.json` text for `cfg` (what [`MambaConfig::from_json_str`] reads back).
 pub fn hf_config_json(cfg: &MambaConfig) -> String {
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "model_type": "mamba",
         "architectures": ["MambaForCausalLM"],
         "vocab_size": cfg.vocab_size,
@@ -91,6 +92,11 @@ pub fn hf_config_json(cfg: &MambaConfig) -> String {
         "residual_in_fp32": cfg.residual_in_fp32,
         "eos_token_id": cfg.eos_token_id,
     });
+    if let Some(eps) = cfg.bcdt_rms_eps {
+        v["model_type"] = "falcon_mamba".into();
+        v["architectures"] = serde_json::json!(["FalconMambaForCausalLM"]);
+        v["mixer_rms_eps"] = eps.into();
+    }
     serde_json::to_string_pretty(&v).expect("a JSON value serialises")
 }
 

@@ -37,6 +37,18 @@ pub fn mamba2_golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/mamba2-tiny")
 }
 
+/// The falcon-mamba-tiny golden directory: `$SEQLAB_GOLDEN_DIR/falcon-mamba-tiny` when that
+/// holds `golden.json`, else `<repo>/tests/golden/falcon-mamba-tiny`.
+pub fn falcon_golden_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SEQLAB_GOLDEN_DIR") {
+        let d = PathBuf::from(d).join("falcon-mamba-tiny");
+        if d.join("golden.json").is_file() {
+            return d;
+        }
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/falcon-mamba-tiny")
+}
+
 /// golden.json.
 pub fn golden_json(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("golden.json")).expect("read golden.json");
