@@ -11,6 +11,7 @@ mod gguf;
 mod golden_mamba_tiny;
 mod loader;
 mod perf;
+mod quant_path;
 mod s4lm;
 mod sashimi;
 mod synthetic;
