@@ -187,3 +187,33 @@ fn misfit_inputs_are_errors() {
         assert_eq!(z.matmul_at(level, &[1.0; 32], 1).unwrap(), vec![0.0]);
     }
 }
+
+/// The f32 product for unquantized matrices: within 1e-5 of Σ|w·x| of the f64 value and every
+/// row bit-identical to a one-row product, across the thread split.
+#[test]
+fn f32_product_is_row_exact_and_matches_f64() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let (m, k) = (131, 77);
+    let w = values(&mut rng, m, k);
+    for n in [1usize, 3, 13] {
+        let x = values(&mut rng, n, k);
+        let y = seqlab_quant::matmul_f32(&w, m, k, &x, n).unwrap();
+        for j in 0..n {
+            for r in 0..m {
+                let (mut s, mut mag) = (0f64, 0f64);
+                for i in 0..k {
+                    let p = w[r * k + i] as f64 * x[j * k + i] as f64;
+                    s += p;
+                    mag += p.abs();
+                }
+                assert!(
+                    (y[j * m + r] as f64 - s).abs() <= 1e-5 * mag + 1e-7,
+                    "n {n} ({j}, {r})"
+                );
+            }
+            let one = seqlab_quant::matmul_f32(&w, m, k, &x[j * k..(j + 1) * k], 1).unwrap();
+            assert_eq!(one, y[j * m..(j + 1) * m], "n {n} row {j}");
+        }
+    }
+    assert!(seqlab_quant::matmul_f32(&w, m, k, &[0.0; 5], 1).is_err());
+}
