@@ -1,5 +1,6 @@
 //! SmolLM2-135M-Instruct (GGUF Q4_1) through seqlab: load, perplexity of a prose paragraph,
-//! and decode speed at batch 1 (prompt prefill, then greedy `CausalLm::step`s, timed).
+//! and decode speed at batch 1 (prompt prefill, then greedy `CausalLm::step`s, timed), and the
+//! time of a prefill of 7 and of all the prose's tokens.
 //! seqlab's side of `benches/compare/smollm2.sh`.
 //!
 //! ```sh
@@ -132,6 +133,18 @@ fn main() -> Res<()> {
         }
         Ok(())
     })?;
+    // Prefill alone (one causal pass with a fresh KV cache, last-row logits) of the first 7
+    // prose tokens and of the whole prose: the weights are read once per block of rows.
+    let mut prefill_short = Vec::new();
+    let mut prefill_long = Vec::new();
+    let short = &prose[..prose.len().min(7)];
+    for _ in 0..runs {
+        for (ids, times) in [(short, &mut prefill_short), (&prose[..], &mut prefill_long)] {
+            let t = Instant::now();
+            lm.prefill(ids)?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
     let text = tok.decode(&generated)?;
     eprintln!("greedy: {PROMPT}{text}");
     let decode_s = median(decode);
@@ -143,6 +156,10 @@ fn main() -> Res<()> {
         "perplexity_tokens": prose.len(),
         "prompt_tokens": prompt.len(),
         "prefill_ms": median(prefill) * 1e3,
+        "prefill_short_tokens": short.len(),
+        "prefill_short_ms": median(prefill_short) * 1e3,
+        "prefill_long_tokens": prose.len(),
+        "prefill_long_ms": median(prefill_long) * 1e3,
         "decode_steps": steps,
         "decode_tokens_per_s": steps as f64 / decode_s,
         "greedy_ids": generated,

@@ -13,6 +13,7 @@ mod golden_mamba2_tiny;
 mod golden_mamba_tiny;
 mod loader;
 mod perf;
+mod quant_path;
 mod s4lm;
 mod sashimi;
 mod synthetic;

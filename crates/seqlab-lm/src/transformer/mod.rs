@@ -5,12 +5,14 @@
 //! - [`config`]: [`TransformerConfig`] (HF Llama `config.json` + `seqlab_mlp`,
 //!   `seqlab_rope_layout`);
 //! - [`weights`]: [`Linear`] (dense or quantized), [`TransformerWeights`], checked loading;
+//! - [`quant_linear`]: quantized linear layers through seqlab-quant's kernels;
 //! - [`model`]: [`TransformerLm`] — forward passes, [`KvCache`], [`crate::CausalLm`];
 //! - [`train_model`]: [`TrainTransformer`], the trainable twin holding `Var`s.
 
 pub mod causal_attn;
 pub mod config;
 pub mod model;
+pub mod quant_linear;
 pub mod train_model;
 pub mod weights;
 

@@ -358,7 +358,9 @@ impl TransformerLm {
             h = h.broadcast_add(a)?;
         }
         let (cos, sin) = self.rope_tables(offset, len, dtype)?;
-        let rows_kernel = cache.is_some()
+        // A quantized model (inference only, no gradient) takes the row-exact attention for
+        // every causal pass, so its parallel forward equals its steps as well (causal_attn).
+        let rows_kernel = (cache.is_some() || self.is_quantized())
             && matches!(mask, Mask::Causal)
             && rows_kernel_applies(self.w.embed.device(), dtype);
         let mask_t = if rows_kernel {
@@ -422,6 +424,25 @@ impl TransformerLm {
             None => Linear::Dense(self.w.embed.clone()).forward(&x)?,
         };
         Ok(Some(logits))
+    }
+
+    /// Whether any linear layer is quantized (such a model only runs inference).
+    fn is_quantized(&self) -> bool {
+        let q = |l: &Linear| matches!(l, Linear::Quantized(_));
+        self.w.lm_head.as_ref().is_some_and(q)
+            || self.w.layers.iter().any(|l| {
+                [
+                    &l.q_proj,
+                    &l.k_proj,
+                    &l.v_proj,
+                    &l.o_proj,
+                    &l.up_proj,
+                    &l.down_proj,
+                ]
+                .into_iter()
+                .chain(l.gate_proj.as_ref())
+                .any(q)
+            })
     }
 
     /// The additive mask, shaped (B or 1, 1, 1, L, offset+L) to broadcast over (kv head,

@@ -20,6 +20,7 @@
 
 use crate::error::{LmError, Result};
 use crate::transformer::config::{MlpKind, TransformerConfig};
+use crate::transformer::quant_linear::forward_blocked;
 use candle_core::quantized::QMatMul;
 use candle_core::{DType, Module, Tensor};
 use seqlab_tensor::TensorSpec;
@@ -33,7 +34,8 @@ use std::path::Path;
 pub enum Linear {
     /// Dense weight W (out, in).
     Dense(Tensor),
-    /// Quantized weight W (out, in) with candle's quantized matmul.
+    /// Quantized weight W (out, in): Q8_0 / Q4_0 / Q4_1 on the CPU run seqlab-quant's blocked
+    /// GEMM ([`crate::transformer::quant_linear`]), other types candle's quantized matmul.
     Quantized(QMatMul),
 }
 
@@ -52,7 +54,11 @@ impl Linear {
                 *out.last_mut().expect("rank ≥ 1") = w.dim(0)?;
                 Ok(y.reshape(out)?)
             }
-            Linear::Quantized(q) => Ok(q.forward(x)?),
+            // Covered block types on the CPU: seqlab-quant's blocked GEMM; others: candle.
+            Linear::Quantized(q) => match forward_blocked(q, x)? {
+                Some(y) => Ok(y),
+                None => Ok(q.forward(x)?),
+            },
         }
     }
 
