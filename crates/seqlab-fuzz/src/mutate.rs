@@ -85,7 +85,7 @@ fn mutate_once(rng: &mut Rng, b: &mut Vec<u8>, fields: &[Field], others: &[&[u8]
             store(b, f.offset, f.width, v);
             format!("field@{}={v:#x}", f.offset)
         }
-        3 | 4 | 5 => {
+        3..=5 => {
             let width = *rng.pick(&[1usize, 2, 4, 8]);
             let at = rng.below(n);
             let v = interesting(rng, width);
