@@ -2,4 +2,5 @@
 //! stack once). Run one file's tests with a filter: `cargo test -p seqlab-tensor --test tensor checkpoint::`.
 
 mod checkpoint;
+mod fuzz_safetensors;
 mod sampling_stats;
