@@ -637,7 +637,7 @@ mod tests {
         let c = MambaConfig::from_json_str(
             r#"{"d_model": 64, "n_layer": 2, "vocab_size": 250, "pad_vocab_size_multiple": 16,
                 "ssm_cfg": {"layer": "Mamba2", "d_state": 32, "headdim": 32, "ngroups": 2,
-                            "d_ssm": 96, "D_has_hdim": true, "norm_before_gate": true,
+                            "d_ssm": 64, "D_has_hdim": true, "norm_before_gate": true,
                             "dt_limit": [0.001, 0.5]},
                 "rms_norm": true, "residual_in_fp32": true, "tie_embeddings": true}"#,
         )
@@ -645,11 +645,11 @@ mod tests {
         assert_eq!(c.layout, MambaLayout::Original);
         assert_eq!((c.vocab_size, c.d_inner, c.d_state), (256, 128, 32));
         let m = c.mamba2.clone().unwrap();
-        assert_eq!((m.nheads, m.headdim, m.ngroups, m.d_ssm), (3, 32, 2, 96));
-        assert_eq!((m.d_mlp(c.d_inner), m.norm_group_size), (32, 48));
+        assert_eq!((m.nheads, m.headdim, m.ngroups, m.d_ssm), (2, 32, 2, 64));
+        assert_eq!((m.d_mlp(c.d_inner), m.norm_group_size), (64, 32));
         assert!(m.d_per_channel && m.norm_before_gate);
         assert_eq!(m.dt_limit, (0.001, 0.5));
-        assert_eq!(c.conv_channels(), 96 + 2 * 2 * 32);
+        assert_eq!(c.conv_channels(), 64 + 2 * 2 * 32);
         let e = MambaConfig::from_json_str(
             r#"{"d_model": 64, "n_layer": 2, "vocab_size": 256,
                 "ssm_cfg": {"layer": "Mamba2", "headdim": 48}}"#,
