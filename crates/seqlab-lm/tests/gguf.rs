@@ -51,13 +51,13 @@ const EPS: f32 = 1e-5;
 
 /// Options of a tiny GGUF, each a way to break it.
 #[derive(Clone)]
-struct Tiny {
-    arch: &'static str,
-    drop_tensor: Option<&'static str>,
-    wrong_shape: Option<&'static str>,
-    drop_key: Option<&'static str>,
-    alignment: Option<u32>,
-    untied: bool,
+pub(crate) struct Tiny {
+    pub(crate) arch: &'static str,
+    pub(crate) drop_tensor: Option<&'static str>,
+    pub(crate) wrong_shape: Option<&'static str>,
+    pub(crate) drop_key: Option<&'static str>,
+    pub(crate) alignment: Option<u32>,
+    pub(crate) untied: bool,
 }
 
 impl Default for Tiny {
@@ -297,8 +297,8 @@ fn tiny_metadata(opts: &Tiny) -> Vec<(String, Value)> {
     m
 }
 
-/// Writes the tiny GGUF into `dir` and returns its path.
-fn write_tiny(dir: &Path, name: &str, opts: &Tiny) -> PathBuf {
+/// Writes the tiny GGUF into `dir` and returns its path (also the seed of `fuzz_gguf`).
+pub(crate) fn write_tiny(dir: &Path, name: &str, opts: &Tiny) -> PathBuf {
     let path = dir.join(name);
     let meta = tiny_metadata(opts);
     let tensors = tiny_tensors(opts);
