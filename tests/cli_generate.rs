@@ -5,7 +5,7 @@ use crate::common;
 
 use common::{fails, ok, seqlab, stdout};
 use seqlab::tensor::candle_core::{Device, Tensor};
-use seqlab::tokenizer::{ByteTokenizer, Tokenizer};
+use seqlab::tokenizer::{ByteTokenizer, CharTokenizer, Tokenizer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,13 @@ fn golden_ids(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The golden model's vocabulary size (`vocab_size` in its config.json; 256 for mamba-tiny).
+fn golden_vocab() -> usize {
+    let text = std::fs::read_to_string(golden_dir().join("config.json")).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    cfg["vocab_size"].as_u64().expect("vocab_size") as usize
+}
+
 fn ids_arg(ids: &[u32]) -> String {
     ids.iter()
         .map(|i| i.to_string())
@@ -60,6 +67,7 @@ fn greedy_json_matches_the_golden_tokens() {
     let want = golden_ids("generated_ids");
     let dir = golden_dir();
     let p = ids_arg(&prompt);
+    let n = want.len().to_string();
     let v = ok_json(&[
         "generate",
         "--model",
@@ -69,7 +77,7 @@ fn greedy_json_matches_the_golden_tokens() {
         "--greedy",
         "--json",
         "--max-new-tokens",
-        "32",
+        &n,
     ]);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     for k in [
@@ -98,6 +106,7 @@ fn stop_ids_and_sampling_are_honoured() {
     let want = golden_ids("generated_ids");
     let p = ids_arg(&golden_ids("input_ids"));
     let stop = want[4].to_string();
+    let n = want.len().to_string();
     let v = ok_json(&[
         "generate",
         "--model",
@@ -106,7 +115,7 @@ fn stop_ids_and_sampling_are_honoured() {
         &p,
         "--json",
         "--max-new-tokens",
-        "32",
+        &n,
         "--stop-id",
         &stop,
     ]);
@@ -145,8 +154,20 @@ fn stop_ids_and_sampling_are_honoured() {
 fn text_prompt_with_a_tokenizer() {
     let tmp = tempfile::tempdir().unwrap();
     copy_checkpoint(tmp.path());
-    // 256 byte ids, no specials: the same vocabulary size as mamba-tiny.
-    let tok = ByteTokenizer::new(&[]).unwrap();
+    // A tokenizer of exactly the model's vocabulary size: the 256 byte ids (mamba-tiny's
+    // vocabulary), with special tokens after them for a larger model; the characters of
+    // "hello" and specials for a smaller one.
+    let v = golden_vocab();
+    let tok: Box<dyn Tokenizer> = if v >= 256 {
+        let specials: Vec<String> = (0..v - 256).map(|i| format!("<|special{i}|>")).collect();
+        Box::new(ByteTokenizer::new(&specials).unwrap())
+    } else {
+        let specials: Vec<String> = (0..v.saturating_sub(4))
+            .map(|i| format!("<|special{i}|>"))
+            .collect();
+        Box::new(CharTokenizer::new("helo".chars(), &specials).unwrap())
+    };
+    assert_eq!(tok.vocab_size(), v);
     tok.save(&tmp.path().join("tokenizer.json")).unwrap();
     let v = ok_json(&[
         "generate",
@@ -159,10 +180,13 @@ fn text_prompt_with_a_tokenizer() {
         "5",
     ]);
     let prompt: Vec<u32> = serde_json::from_value(v["prompt_ids"].clone()).unwrap();
-    assert_eq!(
-        prompt,
-        b"hello".iter().map(|&b| b as u32).collect::<Vec<_>>()
-    );
+    assert_eq!(prompt, tok.encode("hello").unwrap());
+    if golden_vocab() == 256 {
+        assert_eq!(
+            prompt,
+            b"hello".iter().map(|&b| b as u32).collect::<Vec<_>>()
+        );
+    }
     let ids: Vec<u32> = serde_json::from_value(v["generated_ids"].clone()).unwrap();
     assert_eq!(v["text"].as_str().unwrap(), tok.decode(&ids).unwrap());
 
@@ -204,9 +228,16 @@ fn bad_inputs_are_one_line_errors() {
         &["generate", "--model", g, "--prompt", "hi"],
         &["--prompt needs a tokenizer", "--prompt-ids"],
     );
+    // The first id past the vocabulary (256 for mamba-tiny).
+    let v = golden_vocab();
+    let (ids, id_msg, vocab_msg) = (
+        format!("1,{v}"),
+        format!("token id {v}"),
+        format!("{v} ids"),
+    );
     fails(
-        &["generate", "--model", g, "--prompt-ids", "1,256"],
-        &["token id 256", "256 ids"],
+        &["generate", "--model", g, "--prompt-ids", &ids],
+        &[&id_msg, &vocab_msg],
     );
     fails(&["generate", "--model", g, "--prompt-ids", "1,x"], &["`x`"]);
     fails(

@@ -2,3 +2,4 @@
 //! stack once). Run one file's tests with a filter: `cargo test -p seqlab-data --test data data_layer::`.
 
 mod data_layer;
+mod fuzz_wav;

@@ -3,6 +3,7 @@
 
 mod backbone;
 mod edlm;
+mod fuzz_mdlm_config;
 mod gen_eval;
 mod loss;
 mod samplers;

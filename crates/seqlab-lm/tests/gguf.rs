@@ -52,11 +52,11 @@ const EPS: f32 = 1e-5;
 /// Options of a tiny GGUF, each a way to break it.
 #[derive(Clone)]
 pub(crate) struct Tiny {
-    arch: &'static str,
-    drop_tensor: Option<&'static str>,
-    wrong_shape: Option<&'static str>,
-    drop_key: Option<&'static str>,
-    alignment: Option<u32>,
+    pub(crate) arch: &'static str,
+    pub(crate) drop_tensor: Option<&'static str>,
+    pub(crate) wrong_shape: Option<&'static str>,
+    pub(crate) drop_key: Option<&'static str>,
+    pub(crate) alignment: Option<u32>,
     pub(crate) untied: bool,
 }
 
@@ -118,7 +118,7 @@ fn tiny_tokens() -> Vec<String> {
     t
 }
 
-pub(crate) fn vocab() -> usize {
+fn vocab() -> usize {
     tiny_tokens().len()
 }
 
@@ -297,7 +297,7 @@ fn tiny_metadata(opts: &Tiny) -> Vec<(String, Value)> {
     m
 }
 
-/// Writes the tiny GGUF into `dir` and returns its path.
+/// Writes the tiny GGUF into `dir` and returns its path (also the seed of `fuzz_gguf`).
 pub(crate) fn write_tiny(dir: &Path, name: &str, opts: &Tiny) -> PathBuf {
     let path = dir.join(name);
     let meta = tiny_metadata(opts);
@@ -309,15 +309,15 @@ pub(crate) fn write_tiny(dir: &Path, name: &str, opts: &Tiny) -> PathBuf {
     path
 }
 
-pub(crate) fn tmp() -> tempfile::TempDir {
+fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-pub(crate) fn f32s(t: &Tensor) -> Vec<f32> {
+fn f32s(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()
 }
 
-pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
@@ -325,7 +325,7 @@ pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-pub(crate) fn max_abs(a: &[f32]) -> f32 {
+fn max_abs(a: &[f32]) -> f32 {
     a.iter().map(|x| x.abs()).fold(0.0, f32::max)
 }
 
@@ -482,7 +482,7 @@ fn reference_model(opts: &Tiny) -> TransformerLm {
     TransformerLm::new(cfg, w).unwrap()
 }
 
-pub(crate) const TOKENS: &[u32] = &[5, 40, 77, 260, 261, 3, 100, 200, 9, 17, 263, 150];
+const TOKENS: &[u32] = &[5, 40, 77, 260, 261, 3, 100, 200, 9, 17, 263, 150];
 
 #[test]
 fn dense_gguf_model_equals_the_reference_and_quantized_agrees() {

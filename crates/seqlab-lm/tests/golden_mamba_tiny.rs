@@ -116,7 +116,13 @@ fn prefill_then_step_equals_parallel_forward() {
     let len = full.len();
     let parallel = f32s(&model.forward(&batch, 2).unwrap());
 
-    for split in [1, 17, 64] {
+    // Splits from the golden set's own lengths: the first token, a quarter of the prompt, the
+    // whole prompt (1, 17, 64 for mamba-tiny's 64-token prompt).
+    let plen = ids(&g["input_ids"]).len();
+    let mut splits = vec![1, plen / 4 + 1, plen];
+    splits.retain(|&s| s < len);
+    splits.dedup();
+    for split in splits {
         let pre: Vec<u32> = [&full[..split], &rev[..split]].concat();
         let (last, mut st) = model.prefill(&pre, 2, LogitsMode::Last).unwrap();
         let last = f32s(&last.unwrap());
@@ -142,10 +148,16 @@ fn chunked_prefill_with_state_equals_one_prefill() {
     let g = golden_tensors(&dir);
     let model = MambaLm::load(&dir).unwrap();
     let full = ids(&g["full_sequence"]);
+    // Three chunks cut from the golden sequence's own length (2 and 40 of mamba-tiny's 96).
+    let cut = full.len() * 5 / 12;
+    assert!(
+        cut > 2 && cut < full.len(),
+        "golden sequence too short to chunk"
+    );
     let (one, s_one) = model.prefill(&full, 1, LogitsMode::Last).unwrap();
     let mut st = model.new_state(1);
     let mut last = None;
-    for chunk in [&full[..2], &full[2..40], &full[40..]] {
+    for chunk in [&full[..2], &full[2..cut], &full[cut..]] {
         last = model
             .forward_with(chunk, 1, Some(&mut st), LogitsMode::Last, false)
             .unwrap()

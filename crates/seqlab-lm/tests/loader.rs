@@ -25,6 +25,11 @@ fn logits_vs_golden(dir: &Path) -> f32 {
     max_abs("logits", &got, &f32s(&g["logits"]))
 }
 
+/// Layers of the golden model.
+fn golden_n_layer() -> usize {
+    MambaLm::load(golden_dir()).unwrap().config().n_layer
+}
+
 fn load_err(dir: &Path) -> String {
     match MambaLm::load(dir) {
         Ok(_) => panic!("loading {} should fail", dir.display()),
@@ -39,17 +44,31 @@ fn original_mamba_ssm_layout_gives_the_same_logits() {
     let emb = t.remove("backbone.embeddings.weight").unwrap();
     t.insert("backbone.embedding.weight".into(), emb);
     seqlab_tensor::save_atomic(tmp.path().join("model.safetensors"), &t).unwrap();
-    // vocab 251 padded to a multiple of 8 → the checkpoint's 256 rows.
-    std::fs::write(
-        tmp.path().join("config.json"),
-        r#"{"d_model": 64, "d_intermediate": 0, "n_layer": 2, "vocab_size": 251,
-            "ssm_cfg": {"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto"},
-            "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": true, "residual_in_fp32": true,
-            "fused_add_norm": true, "pad_vocab_size_multiple": 8, "tie_embeddings": true}"#,
-    )
-    .unwrap();
+    // The golden model's dimensions in mamba_ssm's keys. The vocabulary is given unpadded and
+    // padded on load to the checkpoint's rows: mamba-tiny's 256 as 251 padded to a multiple of
+    // 8; a vocabulary that is no multiple of 8 as V − 1 padded to a multiple of V.
+    let c = MambaLm::load(golden_dir()).unwrap().config().clone();
+    let v = c.vocab_size;
+    let (vocab, pad) = if v % 8 == 0 && v > 8 {
+        (v - 5, 8)
+    } else {
+        (v - 1, v)
+    };
+    let dt_rank = if c.dt_rank == c.d_model.div_ceil(16) {
+        serde_json::json!("auto")
+    } else {
+        serde_json::json!(c.dt_rank)
+    };
+    let config = serde_json::json!({
+        "d_model": c.d_model, "d_intermediate": 0, "n_layer": c.n_layer, "vocab_size": vocab,
+        "ssm_cfg": {"d_state": c.d_state, "d_conv": c.d_conv, "expand": c.d_inner / c.d_model,
+                    "dt_rank": dt_rank},
+        "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": true, "residual_in_fp32": true,
+        "fused_add_norm": true, "pad_vocab_size_multiple": pad, "tie_embeddings": true
+    });
+    std::fs::write(tmp.path().join("config.json"), config.to_string()).unwrap();
     let model = MambaLm::load(tmp.path()).unwrap();
-    assert_eq!(model.vocab_size(), 256);
+    assert_eq!(model.vocab_size(), v);
     let e = logits_vs_golden(tmp.path());
     assert!(e <= 1e-4, "original layout: {e}");
 }
@@ -58,10 +77,12 @@ fn original_mamba_ssm_layout_gives_the_same_logits() {
 fn sharded_checkpoint_gives_the_same_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let t = hf_tensors();
+    // The last layer and the final norm go to the second shard.
+    let last = format!("layers.{}.", golden_n_layer() - 1);
     let (mut a, mut b) = (HashMap::new(), HashMap::new());
     let mut map = serde_json::Map::new();
     for (name, tensor) in t {
-        let (shard, file) = if name.contains("layers.1") || name.contains("norm_f") {
+        let (shard, file) = if name.contains(&last) || name.contains("norm_f") {
             (&mut b, "model-00002-of-00002.safetensors")
         } else {
             (&mut a, "model-00001-of-00002.safetensors")
@@ -86,8 +107,9 @@ fn sharded_checkpoint_gives_the_same_logits() {
     assert!(e <= 1e-4, "sharded: {e}");
 
     // A tensor missing from the index is named.
+    let missing = format!("backbone.{last}mixer.D");
     let mut map2 = map.clone();
-    map2.remove("backbone.layers.1.mixer.D");
+    map2.remove(&missing);
     let index = serde_json::json!({"weight_map": map2});
     std::fs::write(
         tmp.path().join("model.safetensors.index.json"),
@@ -95,7 +117,7 @@ fn sharded_checkpoint_gives_the_same_logits() {
     )
     .unwrap();
     let msg = load_err(tmp.path());
-    assert!(msg.contains("backbone.layers.1.mixer.D"), "{msg}");
+    assert!(msg.contains(&missing), "{msg}");
 }
 
 #[test]
@@ -103,14 +125,15 @@ fn renamed_tensor_is_reported_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&golden_dir(), tmp.path());
     let mut t = hf_tensors();
-    let x = t.remove("backbone.layers.1.mixer.x_proj.weight").unwrap();
-    t.insert("backbone.layers.1.mixer.x_proj.weights".into(), x);
+    let name = format!(
+        "backbone.layers.{}.mixer.x_proj.weight",
+        golden_n_layer() - 1
+    );
+    let x = t.remove(&name).unwrap();
+    t.insert(format!("{name}s"), x);
     seqlab_tensor::save_atomic(tmp.path().join("model.safetensors"), &t).unwrap();
     let msg = load_err(tmp.path());
-    assert!(
-        msg.contains("missing tensor `backbone.layers.1.mixer.x_proj.weight`"),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("missing tensor `{name}`")), "{msg}");
 }
 
 #[test]
@@ -118,15 +141,20 @@ fn wrong_shape_is_reported_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&golden_dir(), tmp.path());
     let mut t = hf_tensors();
-    let a = t["backbone.layers.0.mixer.A_log"].narrow(1, 0, 8).unwrap();
+    // A_log [d_inner, d_state] cut to half its states: [128, 8] instead of [128, 16].
+    let (d_inner, d_state) = t["backbone.layers.0.mixer.A_log"].dims2().unwrap();
+    let a = t["backbone.layers.0.mixer.A_log"]
+        .narrow(1, 0, d_state / 2)
+        .unwrap();
     t.insert("backbone.layers.0.mixer.A_log".into(), a);
     seqlab_tensor::save_atomic(tmp.path().join("model.safetensors"), &t).unwrap();
     let msg = load_err(tmp.path());
     assert!(msg.contains("backbone.layers.0.mixer.A_log"), "{msg}");
-    assert!(
-        msg.contains("[128, 8]") && msg.contains("[128, 16]"),
-        "{msg}"
+    let (found, want) = (
+        format!("[{d_inner}, {}]", d_state / 2),
+        format!("[{d_inner}, {d_state}]"),
     );
+    assert!(msg.contains(&found) && msg.contains(&want), "{msg}");
 }
 
 #[test]
@@ -184,20 +212,16 @@ fn bad_directories_and_files_are_clear_errors() {
 #[test]
 fn out_of_range_tokens_and_bad_states_are_errors() {
     let model = MambaLm::load(golden_dir()).unwrap();
-    let e = model.forward(&[1, 2, 256], 1).unwrap_err();
+    // The first id past the vocabulary (256 for mamba-tiny).
+    let v = model.vocab_size();
+    let e = model.forward(&[1, 2, v as u32], 1).unwrap_err();
     assert!(
-        matches!(
-            e,
-            LmError::TokenOutOfRange {
-                id: 256,
-                vocab: 256
-            }
-        ),
+        matches!(e, LmError::TokenOutOfRange { id, vocab } if id == v as u32 && vocab == v),
         "{e}"
     );
     assert!(model.forward(&[], 1).is_err());
     assert!(model.forward(&[1, 2, 3], 2).is_err());
     let mut st = model.new_state(2);
     assert!(model.step(&mut st, &[1]).is_err());
-    assert!(model.step(&mut st, &[1, 999]).is_err());
+    assert!(model.step(&mut st, &[1, v as u32 + 743]).is_err());
 }

@@ -6,6 +6,8 @@ mod conformance;
 mod cuda_models;
 mod device_lm;
 mod eval;
+mod fuzz_config;
+mod fuzz_gguf;
 mod generate;
 mod gguf;
 mod golden_falcon_mamba_tiny;

@@ -24,10 +24,11 @@ fn prefill_and_step_timings() {
     let prefill_ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
     let mut state = state.unwrap();
     let steps = 2000;
+    let v = model.vocab_size();
     let t = Instant::now();
     model.in_decode_context(1, || {
         for i in 0..steps {
-            model.step(&mut state, &[(i % 256) as u32]).unwrap();
+            model.step(&mut state, &[(i % v) as u32]).unwrap();
         }
     });
     let per_s = steps as f64 / t.elapsed().as_secs_f64();

@@ -2,6 +2,7 @@
 //! stack once). Run one file's tests with a filter: `cargo test -p seqlab-tokenizer --test tokenizer char_byte::`.
 
 mod char_byte;
+mod fuzz_tokenizer;
 mod load_errors;
 mod pretrained;
 mod train_bpe;
