@@ -8,7 +8,7 @@ mod cli_diffusion_sample;
 mod cli_diffusion_train;
 mod cli_eval;
 mod cli_generate;
-mod cli_generate_mamba2;
+mod cli_generate_golden;
 mod cli_guards;
 mod cli_prepare;
 mod cli_runs;

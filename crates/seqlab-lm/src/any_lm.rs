@@ -1,5 +1,5 @@
 //! One loader for every model kind, so tools take `--model PATH` without asking which kind it
-//! is: a directory with `config.json` (`model_type` `mamba` or `mamba2`, or a mamba_ssm config →
+//! is: a directory with `config.json` (`model_type` `mamba`, `falcon_mamba` or `mamba2`, or a mamba_ssm config →
 //! the Mamba LM with Mamba-1 or Mamba-2 blocks; `llama` / `seqlab_transformer` → the Transformer LM;
 //! `seqlab_s4` → the S4 LM; `seqlab_sashimi` → SaShiMi) or a `.gguf` file (a Llama-family
 //! model with its embedded tokenizer). [`AnyLm`] implements [`CausalLm`] by dispatching to the
@@ -85,14 +85,14 @@ fn kind_of_dir(dir: &Path) -> Result<&'static str> {
         reason: format!("not valid JSON ({e})"),
     })?;
     match v.get("model_type").and_then(serde_json::Value::as_str) {
-        Some("mamba" | "mamba2") => Ok("mamba"),
+        Some("mamba" | "falcon_mamba" | "mamba2") => Ok("mamba"),
         Some("llama" | "seqlab_transformer" | "mistral") => Ok("transformer"),
         Some("seqlab_s4") => Ok("s4"),
         Some("seqlab_sashimi") => Ok("sashimi"),
         Some(other) => Err(LmError::Config {
             path,
             reason: format!(
-                "model_type `{other}` is not one seqlab runs (mamba, mamba2, llama, \
+                "model_type `{other}` is not one seqlab runs (mamba, falcon_mamba, mamba2, llama, \
                  seqlab_transformer, seqlab_s4, seqlab_sashimi)"
             ),
         }),

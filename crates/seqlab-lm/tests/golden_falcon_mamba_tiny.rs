@@ -42,5 +42,8 @@ fn falcon_checkpoint_read_as_plain_mamba_differs() {
         .zip(&want)
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    assert!(err > 1e-2, "without the norms the logits still match ({err})");
+    assert!(
+        err > 1e-2,
+        "without the norms the logits still match ({err})"
+    );
 }

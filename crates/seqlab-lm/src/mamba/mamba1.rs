@@ -517,7 +517,10 @@ fn bcdt_rms_t(xdbl: &Tensor, cfg: &MambaConfig) -> Result<Tensor> {
         let ms = (v.sqr()?.mean_keepdim(1)? + eps)?;
         Ok(v.broadcast_div(&ms.sqrt()?)?)
     };
-    Ok(Tensor::cat(&[norm(0, r)?, norm(r, n)?, norm(r + n, n)?], 1)?)
+    Ok(Tensor::cat(
+        &[norm(0, r)?, norm(r, n)?, norm(r + n, n)?],
+        1,
+    )?)
 }
 
 /// [`bcdt_rms_t`] on the CPU path's f32 rows, in place (the mean of squares accumulated in
@@ -528,8 +531,13 @@ fn bcdt_rms_rows(xdbl: &mut [f32], cfg: &MambaConfig) {
     };
     let (r, n) = (cfg.dt_rank, cfg.d_state);
     for row in xdbl.chunks_exact_mut(r + 2 * n) {
-        for group in [&mut row[..r], &mut row[r..r + n], &mut row[r + n..]] {
-            let ms = group.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>()
+        let (dt, bc) = row.split_at_mut(r);
+        let (b, c) = bc.split_at_mut(n);
+        for group in [dt, b, c] {
+            let ms = group
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
                 / group.len() as f64;
             let scale = (1.0 / (ms + eps).sqrt()) as f32;
             group.iter_mut().for_each(|v| *v *= scale);
