@@ -40,7 +40,7 @@ impl Walker<'_> {
         match ty {
             0 | 1 | 7 => self.at += 1,
             2 | 3 => self.at += 2,
-            4 | 5 | 6 => self.at += 4,
+            4..=6 => self.at += 4,
             10..=12 => self.at += 8,
             8 => self.string(),
             9 => {

@@ -118,7 +118,7 @@ fn tiny_tokens() -> Vec<String> {
     t
 }
 
-fn vocab() -> usize {
+pub(crate) fn vocab() -> usize {
     tiny_tokens().len()
 }
 
@@ -309,15 +309,15 @@ pub(crate) fn write_tiny(dir: &Path, name: &str, opts: &Tiny) -> PathBuf {
     path
 }
 
-fn tmp() -> tempfile::TempDir {
+pub(crate) fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn f32s(t: &Tensor) -> Vec<f32> {
+pub(crate) fn f32s(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
@@ -325,7 +325,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn max_abs(a: &[f32]) -> f32 {
+pub(crate) fn max_abs(a: &[f32]) -> f32 {
     a.iter().map(|x| x.abs()).fold(0.0, f32::max)
 }
 
@@ -482,7 +482,7 @@ fn reference_model(opts: &Tiny) -> TransformerLm {
     TransformerLm::new(cfg, w).unwrap()
 }
 
-const TOKENS: &[u32] = &[5, 40, 77, 260, 261, 3, 100, 200, 9, 17, 263, 150];
+pub(crate) const TOKENS: &[u32] = &[5, 40, 77, 260, 261, 3, 100, 200, 9, 17, 263, 150];
 
 #[test]
 fn dense_gguf_model_equals_the_reference_and_quantized_agrees() {

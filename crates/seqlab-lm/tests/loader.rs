@@ -49,7 +49,7 @@ fn original_mamba_ssm_layout_gives_the_same_logits() {
     // 8; a vocabulary that is no multiple of 8 as V − 1 padded to a multiple of V.
     let c = MambaLm::load(golden_dir()).unwrap().config().clone();
     let v = c.vocab_size;
-    let (vocab, pad) = if v % 8 == 0 && v > 8 {
+    let (vocab, pad) = if v.is_multiple_of(8) && v > 8 {
         (v - 5, 8)
     } else {
         (v - 1, v)

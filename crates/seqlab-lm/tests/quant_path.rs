@@ -16,8 +16,10 @@ use seqlab_quant::QMatrix;
 #[test]
 fn covered_quantized_linears_run_the_blocked_gemm() {
     let dir = tmp();
-    let mut opts = Tiny::default();
-    opts.untied = true;
+    let opts = Tiny {
+        untied: true,
+        ..Tiny::default()
+    };
     let path = write_tiny(dir.path(), "tiny.gguf", &opts);
     let (lm, _) = load_gguf(&path).unwrap();
     let w = lm.weights();
@@ -81,8 +83,10 @@ fn covered_quantized_linears_run_the_blocked_gemm() {
 fn quantized_logits_follow_the_dequantized_model() {
     let dir = tmp();
     for untied in [false, true] {
-        let mut opts = Tiny::default();
-        opts.untied = untied;
+        let opts = Tiny {
+            untied,
+            ..Tiny::default()
+        };
         let path = write_tiny(dir.path(), &format!("tiny{untied}.gguf"), &opts);
         let (quant, _) = load_gguf(&path).unwrap();
         let (dense, _) = load_gguf_with(&path, WeightFormat::Dequantized).unwrap();
