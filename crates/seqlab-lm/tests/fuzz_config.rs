@@ -27,6 +27,8 @@ fn fuzz_config_json_of_every_lm_kind() {
     let mut dirs = Vec::new();
     for (i, model) in [
         "tests/golden/mamba-tiny",
+        "tests/golden/mamba2-tiny",
+        "tests/golden/falcon-mamba-tiny",
         "models/mamba-little",
         "models/transformer-little",
         "models/sashimi-digits",
