@@ -140,7 +140,9 @@ pub fn train(cfg: &DiffusionConfig, opts: &TrainOptions) -> Result<TrainSummary>
     let val_view = ds.split(Split::Val)?;
     let vocab = ds.vocab_size();
     // The denoiser's vocabulary is the data's plus the mask id.
-    seqlab_lm::limits::check_train_fits(&cfg.lm, vocab + 1).map_err(DiffusionError::Config)?;
+    cfg.lm
+        .check_fits(vocab + 1)
+        .map_err(DiffusionError::Config)?;
     let run = &opts.run_dir;
     std::fs::create_dir_all(run).map_err(|e| {
         DiffusionError::Io(format!(

@@ -185,7 +185,8 @@ pub fn train_synthetic(
     }
     cfg.validate()
         .map_err(|e| LmError::InvalidConfig(format!("bad synthetic-task config: {e}")))?;
-    crate::limits::check_train_fits(&cfg, run.spec.vocab).map_err(LmError::InvalidConfig)?;
+    cfg.check_fits(run.spec.vocab)
+        .map_err(LmError::InvalidConfig)?;
     if run.eval_examples == 0 {
         return Err(LmError::InvalidConfig("eval_examples must be ≥ 1".into()));
     }

@@ -8,12 +8,13 @@
 //! that exists, else `<repo>/tests/golden/mamba2-tiny`.
 
 use crate::common;
+use crate::golden_mamba_tiny::{check_every_field, Tolerance};
 
 use common::*;
 use seqlab_lm::conformance::check_causal_lm;
 use seqlab_lm::mamba::weights::expected_specs;
 use seqlab_lm::mamba::{MambaDeviceLm, MambaWeights};
-use seqlab_lm::{generate, CausalLm, GenerateConfig, LogitsMode, MambaConfig, MambaLm};
+use seqlab_lm::{CausalLm, LogitsMode, MambaConfig, MambaLm};
 use seqlab_tensor::candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,90 +41,12 @@ fn golden_sequence(g: &HashMap<String, Tensor>) -> Vec<u32> {
 #[test]
 fn golden_mamba2_tiny_every_field() {
     let dir = mamba2_golden_dir();
-    let meta = golden_json(&dir);
-    let g = golden_tensors(&dir);
     let model = MambaLm::load(&dir).expect("load mamba2-tiny");
-    let cfg = model.config().clone();
     assert!(
-        cfg.mamba2.is_some(),
+        model.config().mamba2.is_some(),
         "the golden config is a Mamba-2 config"
     );
-    let prompt = ids(&g["input_ids"]);
-    let plen = prompt.len();
-    let v = cfg.vocab_size;
-
-    let fwd = model
-        .forward_with(&prompt, 1, None, LogitsMode::All, true)
-        .unwrap();
-    let logits = f32s(&fwd.logits.unwrap());
-    let hidden = fwd.hidden_states.unwrap();
-    let (_, state) = model.prefill(&prompt, 1, LogitsMode::Skip).unwrap();
-
-    let gen_ids = ids(&g["generated_ids"]);
-    let out = generate(
-        &model,
-        &prompt,
-        &GenerateConfig {
-            max_new_tokens: gen_ids.len(),
-            ..GenerateConfig::default()
-        },
-        |_| Ok(()),
-    )
-    .unwrap();
-
-    // Step logits: step 0 from the prefill, step j ≥ 1 after feeding generated token j − 1.
-    let mut step_logits: Vec<f32> = logits[(plen - 1) * v..].to_vec();
-    let mut st = state.clone();
-    for &id in &gen_ids[..gen_ids.len() - 1] {
-        step_logits.extend(f32s(&model.step(&mut st, &[id]).unwrap()));
-    }
-
-    let fields = meta["golden_tensors"].as_object().expect("golden_tensors");
-    let mut report = Vec::new();
-    for (name, spec) in fields {
-        let shape: Vec<usize> = spec["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
-        let gt = &g[name.as_str()];
-        assert_eq!(gt.dims(), shape.as_slice(), "{name}: shape in golden.json");
-        let err = if name == "input_ids" {
-            0.0 // the prompt itself: the input of every other check
-        } else if name == "logits" {
-            rel_err(name, &logits, &f32s(gt))
-        } else if name == "step_logits" {
-            rel_err(name, &step_logits, &f32s(gt))
-        } else if name == "generated_ids" {
-            assert_eq!(out.generated_ids, gen_ids, "greedy tokens differ");
-            0.0
-        } else if name == "full_sequence" {
-            let mut full = prompt.clone();
-            full.extend(&out.generated_ids);
-            assert_eq!(full, ids(gt), "full_sequence");
-            0.0
-        } else if let Some(i) = name.strip_prefix("hidden_states.") {
-            let i: usize = i.parse().unwrap();
-            rel_err(name, &hidden[i], &f32s(gt))
-        } else if let Some(l) = name.strip_prefix("prefill_conv_state.") {
-            let l: usize = l.parse().unwrap();
-            rel_err(name, &state.conv[l], &f32s(gt))
-        } else if let Some(l) = name.strip_prefix("prefill_ssm_state.") {
-            let l: usize = l.parse().unwrap();
-            rel_err(name, &state.ssm[l], &f32s(gt))
-        } else {
-            panic!("golden field `{name}` is not checked by this test: add a check for it");
-        };
-        report.push(format!("{name}: max rel {err:.3e}"));
-        assert!(err <= REL_TOL, "{name}: relative error {err} > {REL_TOL}");
-    }
-    assert_eq!(
-        hidden.len(),
-        cfg.n_layer + 1,
-        "hidden states per layer + norm_f"
-    );
-    eprintln!("mamba2-tiny parity:\n  {}", report.join("\n  "));
+    check_every_field(&dir, "mamba2-tiny", Tolerance::Rel(REL_TOL));
 }
 
 #[test]

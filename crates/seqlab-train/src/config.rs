@@ -3,6 +3,8 @@
 //! stays with the trainer, which hands the loop a [`LoopConfig`].
 
 use crate::optim::lr_at;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What [`crate::run_steps`] needs of a training configuration (the field names are those of
 /// the trainers' JSON configs).
@@ -37,6 +39,30 @@ impl LoopConfig {
             self.min_lr,
             self.warmup_steps,
             self.max_steps,
+        )
+    }
+}
+
+/// One config key a resume changed (recorded in the run's `config_changes.jsonl`,
+/// [`crate::record_config_changes`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    /// The checkpoint's step the change applies from.
+    pub step: u64,
+    /// The key.
+    pub key: String,
+    /// Its value in the checkpoint's config.
+    pub from: Value,
+    /// Its new value.
+    pub to: Value,
+}
+
+impl std::fmt::Display for ConfigChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} from step {}",
+            self.key, self.from, self.to, self.step
         )
     }
 }

@@ -35,15 +35,14 @@ pub use checkpoint::{
     read_trainer_state, write_checkpoint_with, TrainerState, CHECKPOINT_DIR, OPTIMIZER_FILE,
     STATE_FILE,
 };
-pub use config::LoopConfig;
+pub use config::{ConfigChange, LoopConfig};
 pub use error::{Result, TrainError};
 pub use manifest::{verify_manifest, write_manifest, Manifest, MANIFEST_FILE};
 pub use metrics::{read_metrics, MetricRow, MetricsHistory, MetricsLog, METRICS_FILE};
 pub use optim::{clip_grad_norm, global_norm, lr_at, AdamSlot, AdamW};
 pub use plot::{write_plot, PLOT_FILE};
 pub use run_dir::{
-    claim_run_dir, config_changes, read_run_state, record_config_changes, ConfigChange,
-    CONFIG_CHANGES_FILE,
+    claim_run_dir, config_changes, read_run_state, record_config_changes, CONFIG_CHANGES_FILE,
 };
 pub use run_lock::{RunLock, LOCK_FILE};
 pub use step_loop::{run_steps, LoopStart, TrainOptions, TrainSummary};

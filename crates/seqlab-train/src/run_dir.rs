@@ -16,12 +16,12 @@ use crate::checkpoint::{
     checkpoint_to_resume, find_checkpoint, read_trainer_state, TrainerState, CHECKPOINT_DIR,
     STATE_FILE,
 };
+use crate::config::ConfigChange;
 use crate::error::{Result, TrainError};
 use crate::metrics::METRICS_FILE;
 use crate::run_lock::RunLock;
 use crate::step_loop::TrainOptions;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -39,29 +39,6 @@ const RUN_FILES: [&str; 7] = [
     CONFIG_CHANGES_FILE,
     "train_config.json",
 ];
-
-/// One config key a resume changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigChange {
-    /// The checkpoint's step the change applies from.
-    pub step: u64,
-    /// The key.
-    pub key: String,
-    /// Its value in the checkpoint's config.
-    pub from: Value,
-    /// Its new value.
-    pub to: Value,
-}
-
-impl std::fmt::Display for ConfigChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} -> {} from step {}",
-            self.key, self.from, self.to, self.step
-        )
-    }
-}
 
 /// Takes `opts.run_dir`'s lock (the directory must exist) and, for a fresh run, makes sure the
 /// directory holds no other run: [`TrainError::RunExists`] unless `opts.overwrite`, in which

@@ -51,7 +51,7 @@ pub struct TrainSummary {
     pub seconds: f64,
     /// The config changes this resume made (recorded in `config_changes.jsonl`; set by the
     /// trainer).
-    pub config_changes: Vec<crate::run_dir::ConfigChange>,
+    pub config_changes: Vec<crate::config::ConfigChange>,
 }
 
 /// Where a run starts: its first step and the metric rows kept from the checkpoint resumed.

@@ -15,6 +15,7 @@
 //! RMSNorm, attention or MLP layers) are refused with a message saying so.
 
 use crate::error::{LmError, Result};
+use seqlab_tensor::limits::{check_plausible, Dim};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -350,8 +351,49 @@ impl MambaConfig {
         Self::from_original(&top)
     }
 
+    /// Plausible sizes ([`seqlab_tensor::limits`]), checked before anything is allocated; the
+    /// keys named as the file's layout spells them.
+    pub fn check_sizes(&self) -> std::result::Result<(), String> {
+        let hf = self.layout == MambaLayout::Hf;
+        let k = |hf_key: &'static str, original: &'static str| if hf { hf_key } else { original };
+        check_plausible(&[
+            ("vocab_size", self.vocab_size, Dim::Vocab),
+            (k("hidden_size", "d_model"), self.d_model, Dim::Width),
+            (k("num_hidden_layers", "n_layer"), self.n_layer, Dim::Layers),
+            (k("state_size", "ssm_cfg.d_state"), self.d_state, Dim::State),
+            (k("conv_kernel", "ssm_cfg.d_conv"), self.d_conv, Dim::Kernel),
+            (
+                k("intermediate_size", "ssm_cfg.expand × d_model"),
+                self.d_inner,
+                Dim::Width,
+            ),
+            (
+                k("time_step_rank", "ssm_cfg.dt_rank"),
+                self.dt_rank,
+                Dim::Width,
+            ),
+        ])?;
+        if let Some(m) = &self.mamba2 {
+            check_plausible(&[
+                (
+                    k("num_heads", "d_inner / ssm_cfg.headdim"),
+                    m.nheads,
+                    Dim::Heads,
+                ),
+                (k("head_dim", "ssm_cfg.headdim"), m.headdim, Dim::Width),
+                (k("n_groups", "ssm_cfg.ngroups"), m.ngroups, Dim::Heads),
+                (
+                    k("chunk_size", "ssm_cfg.chunk_size"),
+                    m.chunk_size,
+                    Dim::Sequence,
+                ),
+            ])?;
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> std::result::Result<(), String> {
-        crate::limits::check_mamba(self)?;
+        self.check_sizes()?;
         for (name, v) in [
             ("vocab size", self.vocab_size),
             ("model width", self.d_model),
@@ -548,6 +590,33 @@ fn eos(v: Option<&Value>) -> std::result::Result<Option<u32>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_billion_layers_is_refused_by_its_key() {
+        let e = MambaConfig::from_json_str(
+            r#"{"hidden_size": 8, "num_hidden_layers": 1000000000, "vocab_size": 8}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("`num_hidden_layers` = 1000000000"), "{e}");
+        let e = MambaConfig::from_json_str(
+            r#"{"d_model": 8, "n_layer": 2, "vocab_size": 8, "ssm_cfg": {"d_state": 100000000}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("`ssm_cfg.d_state` = 100000000"), "{e}");
+        // An expand that would overflow d_inner is refused, not wrapped.
+        let e = MambaConfig::from_json_str(
+            r#"{"hidden_size": 8, "num_hidden_layers": 1, "vocab_size": 8, "expand": 9223372036854775807}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("intermediate_size"), "{e}");
+        // Mamba-2's heads are sizes too.
+        let e = MambaConfig::from_json_str(
+            r#"{"model_type": "mamba2", "hidden_size": 8, "num_hidden_layers": 1, "vocab_size": 8,
+                "num_heads": 16, "head_dim": 1, "n_groups": 1000000000}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("`n_groups` = 1000000000"), "{e}");
+    }
 
     #[test]
     fn hf_auto_rank_and_defaults() {

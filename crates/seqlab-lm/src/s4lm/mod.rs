@@ -18,6 +18,7 @@ use layer::{block_params, layer_norm, layer_norm_t, rows_f64, var_f32, S4StepCac
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use seqlab_ssm::s4::{S4Block, S4BlockConfig, C64};
+use seqlab_tensor::limits::{check_plausible, Dim};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -69,8 +70,25 @@ impl S4LmConfig {
         }
     }
 
+    /// Plausible sizes ([`seqlab_tensor::limits`]) of an S4 LM `config.json`.
+    pub fn check_sizes(&self) -> std::result::Result<(), String> {
+        Ok(check_plausible(&[
+            ("vocab_size", self.vocab_size, Dim::Vocab),
+            ("d_model", self.d_model, Dim::Width),
+            ("n_layer", self.n_layer, Dim::Layers),
+            ("d_state", self.d_state, Dim::State),
+            ("l_max", self.l_max, Dim::Sequence),
+        ])?)
+    }
+
+    /// A lower bound on an S4 LM's parameters: the embedding and one D×D output linear per layer.
+    pub fn params_lower_bound(&self) -> f64 {
+        let d = self.d_model as f64;
+        self.vocab_size as f64 * d + self.n_layer as f64 * d * d
+    }
+
     fn validate(&self) -> Result<()> {
-        crate::limits::check_s4(self).map_err(LmError::InvalidConfig)?;
+        self.check_sizes().map_err(LmError::InvalidConfig)?;
         if self.vocab_size == 0
             || self.d_model == 0
             || self.n_layer == 0
@@ -182,8 +200,8 @@ impl S4Lm {
         check_before_init(
             dir,
             &cfg,
-            crate::limits::check_s4,
-            crate::limits::s4_params_lower_bound,
+            S4LmConfig::check_sizes,
+            S4LmConfig::params_lower_bound,
         )?;
         let m = Self::init(&cfg, 0)?;
         load_params(dir, &m.params)?;

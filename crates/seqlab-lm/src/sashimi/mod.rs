@@ -35,6 +35,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use seqlab_ssm::s4::{S4Block, S4BlockConfig, C64};
+use seqlab_tensor::limits::{check_plausible, Dim};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -101,9 +102,37 @@ impl SashimiConfig {
         self.pool.iter().product()
     }
 
+    /// Plausible sizes ([`seqlab_tensor::limits`]) of a SaShiMi `config.json`; the widest stage (d_model · expand^levels) must be plausible too.
+    pub fn check_sizes(&self) -> std::result::Result<(), String> {
+        check_plausible(&[
+            ("vocab_size", self.vocab_size, Dim::Vocab),
+            ("d_model", self.d_model, Dim::Width),
+            ("n_layer", self.n_layer, Dim::Layers),
+            ("d_state", self.d_state, Dim::State),
+            ("expand", self.expand, Dim::Factor),
+            ("ff_expand", self.ff_expand, Dim::Factor),
+            ("l_max", self.l_max, Dim::Sequence),
+            ("number of pooling levels", self.pool.len(), Dim::Layers),
+        ])?;
+        crate::limits::check_pool(&self.pool)?;
+        check_plausible(&[(
+            "d_model · expand^levels (the innermost width)",
+            crate::limits::innermost_width(self.d_model, self.expand, self.pool.len()),
+            Dim::Width,
+        )])?;
+        Ok(())
+    }
+
+    /// A lower bound on a SaShiMi's parameters: the embedding and, per layer of the outer stage,
+    /// the feed-forward's two D×(ff·D) matrices.
+    pub fn params_lower_bound(&self) -> f64 {
+        let d = self.d_model as f64;
+        self.vocab_size as f64 * d + self.n_layer as f64 * 2.0 * self.ff_expand as f64 * d * d
+    }
+
     /// Checks the sizes.
     pub fn validate(&self) -> Result<()> {
-        crate::limits::check_sashimi(self).map_err(LmError::InvalidConfig)?;
+        self.check_sizes().map_err(LmError::InvalidConfig)?;
         if self.vocab_size == 0
             || self.d_model == 0
             || self.n_layer == 0
@@ -336,8 +365,8 @@ impl Sashimi {
         crate::s4lm::check_before_init(
             dir,
             &cfg,
-            crate::limits::check_sashimi,
-            crate::limits::sashimi_params_lower_bound,
+            SashimiConfig::check_sizes,
+            SashimiConfig::params_lower_bound,
         )?;
         let m = Self::init(&cfg, 0)?;
         load_params(dir, &m.params)?;

@@ -3,6 +3,7 @@
 
 use crate::transformer::{MlpKind, TransformerConfig};
 use seqlab_data::{BatchSampler, SamplerState, SequentialBatches, SplitView};
+use seqlab_tensor::limits::{check_fits_in_memory, check_plausible, Dim};
 use serde::{Deserialize, Serialize};
 
 /// Which model family a run trains.
@@ -218,9 +219,72 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// Plausible sizes ([`seqlab_tensor::limits`]) of a training config (`seqlab train --config`,
+    /// `audio train`, and the LM part of a diffusion config): model sizes and the batch.
+    pub fn check_sizes(&self) -> Result<(), String> {
+        check_plausible(&[
+            ("d_model", self.d_model, Dim::Width),
+            ("n_layer", self.n_layer, Dim::Layers),
+            ("d_state", self.d_state, Dim::State),
+            ("d_conv", self.d_conv, Dim::Kernel),
+            ("expand", self.expand, Dim::Factor),
+            ("n_head", self.n_head, Dim::Heads),
+            ("n_kv_head", self.n_kv_head, Dim::Heads),
+            ("d_ff", self.d_ff, Dim::Width),
+            ("batch_size", self.batch_size, Dim::Batch),
+            ("seq_len", self.seq_len, Dim::Sequence),
+            ("eval_batches", self.eval_batches, Dim::Batch),
+            ("ff_expand", self.ff_expand, Dim::Factor),
+            ("number of pooling levels", self.pool.len(), Dim::Layers),
+        ])?;
+        crate::limits::check_pool(&self.pool)?;
+        check_plausible(&[(
+            "expand · d_model",
+            self.expand.saturating_mul(self.d_model),
+            Dim::Width,
+        )])?;
+        Ok(())
+    }
+
+    /// A lower bound on the parameters of a training config over `vocab` ids: the embedding
+    /// (V·D) plus, per layer, the model's largest projections — Mamba: in_proj and out_proj
+    /// (3·E·D²); Transformer: the attention projections (at least 2·D²) and the MLP (2·D·F);
+    /// S4 / SaShiMi: the output linear and the feed-forward (D² each at the outer width).
+    pub fn params_lower_bound(&self, vocab: usize) -> f64 {
+        let (d, l) = (self.d_model as f64, self.n_layer as f64);
+        let per_layer = match self.model {
+            ModelKind::Mamba => 3.0 * self.expand as f64 * d * d,
+            ModelKind::Transformer => 2.0 * d * d + 2.0 * d * self.d_ff.max(self.d_model) as f64,
+            _ => d * d,
+        };
+        vocab as f64 * d + l * per_layer
+    }
+
+    /// Refuses a training run whose estimated memory exceeds what is available
+    /// ([`seqlab_tensor::limits::check_fits_in_memory`]). The estimate is a lower bound, so it never
+    /// refuses a run that fits: f32 weights, gradients and the two AdamW moments (16 bytes per
+    /// parameter, [`TrainConfig::params_lower_bound`]), plus the activations kept for the backward pass,
+    /// at least the residual stream of every layer (batch · seq_len · D · layers · 4 bytes) and the
+    /// logits (batch · seq_len · V · 4 bytes).
+    pub fn check_fits(&self, vocab: usize) -> Result<(), String> {
+        let tokens = self.batch_size as f64 * self.seq_len as f64;
+        let params = self.params_lower_bound(vocab);
+        let activations = tokens * (self.d_model as f64 * self.n_layer as f64 + vocab as f64) * 4.0;
+        let bytes = 16.0 * params + activations;
+        Ok(check_fits_in_memory(
+            &format!(
+                "training this config ({} parameters at least, batch {} × seq_len {})",
+                crate::limits::human_count(params),
+                self.batch_size,
+                self.seq_len
+            ),
+            bytes,
+        )?)
+    }
+
     /// Checks the values are usable.
     pub fn validate(&self) -> Result<(), String> {
-        crate::limits::check_train(self)?;
+        self.check_sizes()?;
         for (k, v) in [
             ("d_model", self.d_model),
             ("n_layer", self.n_layer),
@@ -345,6 +409,17 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn training_estimate_is_a_lower_bound_that_refuses_the_absurd() {
+        let mut c = TrainConfig::default();
+        assert!(c.check_fits(256).is_ok());
+        c.d_model = 1 << 17;
+        c.n_layer = 4096;
+        let e = c.check_fits(256).unwrap_err();
+        assert!(e.starts_with("training this config ("), "{e}");
+        assert!(e.contains("would need about"), "{e}");
+    }
 
     #[test]
     fn old_configs_stay_valid_and_default_to_mamba() {

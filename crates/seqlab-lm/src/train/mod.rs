@@ -116,7 +116,7 @@ pub fn train_on(cfg: &TrainConfig, opts: &TrainOptions, device: &Device) -> Resu
     let train_view = ds.split(Split::Train)?;
     let val_view = ds.split(Split::Val)?;
     let vocab = ds.vocab_size();
-    crate::limits::check_train_fits(cfg, vocab).map_err(LmError::InvalidConfig)?;
+    cfg.check_fits(vocab).map_err(LmError::InvalidConfig)?;
     let run = &opts.run_dir;
     std::fs::create_dir_all(run).map_err(|source| LmError::RunDir {
         path: run.to_path_buf(),

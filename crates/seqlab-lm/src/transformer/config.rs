@@ -10,6 +10,7 @@
 //! Refused with a message: `rope_scaling` (not implemented), attention / MLP biases.
 
 use crate::error::{LmError, Result};
+use seqlab_tensor::limits::{check_plausible, Dim};
 use serde_json::Value;
 use std::path::Path;
 
@@ -105,9 +106,28 @@ impl TransformerConfig {
         }
     }
 
+    /// Plausible sizes ([`seqlab_tensor::limits`]) of a Transformer / Llama `config.json` (also the
+    /// GGUF metadata, mapped to the same config), checked before anything is allocated.
+    pub fn check_sizes(&self) -> std::result::Result<(), String> {
+        Ok(check_plausible(&[
+            ("vocab_size", self.vocab_size, Dim::Vocab),
+            ("hidden_size", self.d_model, Dim::Width),
+            ("num_hidden_layers", self.n_layer, Dim::Layers),
+            ("num_attention_heads", self.n_head, Dim::Heads),
+            ("num_key_value_heads", self.n_kv_head, Dim::Heads),
+            ("head_dim", self.head_dim, Dim::Width),
+            ("intermediate_size", self.d_ff, Dim::Width),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                Dim::Sequence,
+            ),
+        ])?)
+    }
+
     /// Checks the sizes fit together (H_kv divides H, hd even, nothing zero).
     pub fn validate(&self) -> std::result::Result<(), String> {
-        crate::limits::check_transformer(self)?;
+        self.check_sizes()?;
         for (k, v) in [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.d_model),
