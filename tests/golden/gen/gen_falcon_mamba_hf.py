@@ -3,6 +3,9 @@ Mamba-1 block with RMS norms on Δ, B and C; Falcon-Mamba, Zuo et al. 2024) with
 hidden states, prefill caches and greedy generation, in the layout of tests/golden/mamba-tiny.
 
 Usage: python tests/golden/gen/gen_falcon_mamba_hf.py OUT_DIR
+   or: python tests/golden/gen/gen_falcon_mamba_hf.py OUT_DIR --plain-mamba VOCAB LAYERS STATE PROMPT NEW
+       (a plain `MambaForCausalLM` of other sizes in the same layout: a second golden set for
+       checking that the tests read every dimension from the files, SEQLAB_GOLDEN_DIR)
 Needs torch, transformers, safetensors, numpy (benches/compare/README.md's venv). CPU, float32,
 transformers' torch-only path (no mamba_ssm kernels).
 """
@@ -14,21 +17,24 @@ import numpy as np
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import FalconMambaConfig, FalconMambaForCausalLM
+from transformers import FalconMambaConfig, FalconMambaForCausalLM, MambaConfig, MambaForCausalLM
 
 SEED = 0
 PROMPT_LEN = 64
 NEW_TOKENS = 32
 
 
-def main(out):
+def main(out, plain=None):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(SEED)
-    cfg = FalconMambaConfig(
-        vocab_size=256,
+    vocab, layers, state, prompt_len, new_tokens = plain or (256, 2, 16, PROMPT_LEN, NEW_TOKENS)
+    config_cls, model_cls = (MambaConfig, MambaForCausalLM) if plain else (FalconMambaConfig, FalconMambaForCausalLM)
+    extra = {} if plain else {"mixer_rms_eps": 1e-6}
+    cfg = config_cls(
+        vocab_size=vocab,
         hidden_size=64,
-        state_size=16,
-        num_hidden_layers=2,
+        state_size=state,
+        num_hidden_layers=layers,
         expand=2,
         conv_kernel=4,
         time_step_rank=4,
@@ -37,12 +43,12 @@ def main(out):
         initializer_range=0.1,
         tie_word_embeddings=True,
         use_mambapy=False,
-        mixer_rms_eps=1e-6,
+        **extra,
         bos_token_id=None,
         eos_token_id=None,
         pad_token_id=None,
     )
-    model = FalconMambaForCausalLM(cfg).eval()
+    model = model_cls(cfg).eval()
     # Random init leaves norms at 1, D at 1 and the conv bias at 0: perturb them so a wrong
     # reading of any of them shows in the logits; scale out_proj up so the blocks matter.
     perturbed = []
@@ -62,21 +68,21 @@ def main(out):
     model.generation_config.save_pretrained(out)
 
     g = torch.Generator().manual_seed(SEED + 1)
-    ids = torch.randint(0, cfg.vocab_size, (1, PROMPT_LEN), generator=g)
+    ids = torch.randint(0, cfg.vocab_size, (1, prompt_len), generator=g)
     with torch.no_grad():
         fwd = model(ids, use_cache=False, output_hidden_states=True)
         logits = fwd.logits
         gen = model.generate(
             ids,
-            max_new_tokens=NEW_TOKENS,
-            min_new_tokens=NEW_TOKENS,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
             do_sample=False,
             output_logits=True,
             return_dict_in_generate=True,
         )
         pre = model(ids, use_cache=True)
     full = gen.sequences
-    new = full[:, PROMPT_LEN:]
+    new = full[:, prompt_len:]
     step_logits = torch.stack(gen.logits, dim=1)
     tensors = {
         "input_ids": ids,
@@ -101,9 +107,9 @@ def main(out):
     top2 = torch.topk(step_logits[0], 2, dim=-1).values
     ptop2 = torch.topk(logits[0], 2, dim=-1).values
     with torch.no_grad():
-        par = model(full[:, :-1], use_cache=False).logits[0, PROMPT_LEN - 1:]
+        par = model(full[:, :-1], use_cache=False).logits[0, prompt_len - 1:]
     meta = {
-        "model": "falcon-mamba-tiny",
+        "model": "mamba-other-sizes" if plain else "falcon-mamba-tiny",
         "seed": SEED,
         "generator": "tests/golden/gen/gen_falcon_mamba_hf.py",
         "versions": {
@@ -144,4 +150,7 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) == 8 and sys.argv[2] == "--plain-mamba":
+        main(sys.argv[1], tuple(int(a) for a in sys.argv[3:]))
+    else:
+        main(sys.argv[1])
