@@ -494,3 +494,23 @@ fn a_checkpoint_write_that_fails_keeps_the_last_checkpoint() {
     assert_eq!(trained(&run), trained(&straight));
     assert!(!run.join("checkpoint.tmp").exists());
 }
+
+#[test]
+fn train_help_states_the_run_directory_and_resume_rules() {
+    let out = ok(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    for needle in [
+        "run.lock names the holder",
+        "refused unless --overwrite",
+        "may change only max_steps",
+        "checkpoint_every, eval_every and log_every",
+        "config_changes.jsonl",
+        "any other difference is an error naming the key and both values",
+        "CRC-32",
+    ] {
+        assert!(
+            help.contains(needle),
+            "train --help lacks {needle:?}:\n{help}"
+        );
+    }
+}

@@ -11,20 +11,23 @@ use seqlab_lm::{TrainConfig, TrainOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// Train a language model.
-///
-/// A run directory belongs to one process at a time (RUN_DIR/run.lock names the holder). A new
-/// run into a directory that holds one (a checkpoint or metrics.jsonl) is refused unless
-/// --overwrite is given.
-///
-/// Resume: the config stored in the run's checkpoint is the truth. --resume without --config
-/// continues with it; a --config (or --max-steps, --model) may change only max_steps (the
-/// schedule's length), checkpoint_every, eval_every and log_every, plus seq_len for the S4D
-/// models (s4, sashimi with ssm "s4d"). Each change is appended to
-/// RUN_DIR/config_changes.jsonl and printed; any other difference is an error naming the key and both
-/// values. metrics.jsonl keeps its rows up to the checkpoint's step byte for byte and drops
-/// the later ones. Checkpoints carry a manifest of CRC-32 checksums, verified on resume and load.
+/// What `seqlab train --help` says of run directories and resuming (after the options).
+const RUN_RULES: &str = "\
+Run directories: a run directory belongs to one process at a time (RUN_DIR/run.lock names the
+holder). A new run into a directory that holds one (a checkpoint or metrics.jsonl) is refused
+unless --overwrite is given.
+
+Resume: the config stored in the run's checkpoint is the truth. --resume without --config
+continues with it; a --config (or --max-steps, --model) may change only max_steps (the
+schedule's length), checkpoint_every, eval_every and log_every, plus seq_len for the S4D models
+(s4, sashimi with ssm \"s4d\"). Each change is appended to RUN_DIR/config_changes.jsonl and
+printed; any other difference is an error naming the key and both values. metrics.jsonl keeps
+its rows up to the checkpoint's step byte for byte and drops the later ones. Checkpoints carry a
+manifest of CRC-32 checksums, verified on resume and on load.";
+
+/// Train a language model (the run-directory and resume rules: [`RUN_RULES`]).
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = RUN_RULES)]
 pub struct TrainArgs {
     /// Model family; overrides the config's `model` key (default: the config's, else mamba).
     #[arg(long, value_enum)]
@@ -34,8 +37,8 @@ pub struct TrainArgs {
     /// Mamba: d_state, d_conv, expand; Transformer: n_head, n_kv_head (0 = n_head), d_ff
     /// (0 = auto), mlp ("swiglu" | "gelu"), rope_theta; batch_size, seq_len, lr, min_lr,
     /// warmup_steps, max_steps, weight_decay, grad_clip, eval_every, eval_batches,
-    /// checkpoint_every, log_every, seed, packed (all optional). With --resume: default the
-    /// run's stored config, and only the keys listed above may differ from it.
+    /// checkpoint_every, log_every, seed, packed (all optional). With --resume: the run's stored
+    /// config is the default, and only the keys named under "Resume" below may differ from it.
     #[arg(long, value_name = "CFG.json")]
     config: Option<PathBuf>,
     /// Prepared dataset directory (`seqlab prepare text`).
@@ -45,7 +48,7 @@ pub struct TrainArgs {
     #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
     out: PathBuf,
     /// Continue from RUN_DIR/checkpoint (bit-for-bit the same losses as an uninterrupted run),
-    /// with the run's stored config (see above for what may change).
+    /// with the run's stored config (see "Resume" below for what may change).
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
     /// Start a new run in RUN_DIR even though it holds one, deleting the old run's checkpoint,
