@@ -8,28 +8,22 @@
 //! that exists, else `<repo>/tests/golden/mamba2-tiny`.
 
 use crate::common;
-use crate::golden_mamba_tiny::{check_every_field, Tolerance};
+use crate::golden_mamba_tiny::{
+    check_chunked_prefill_equals_one, check_every_field, check_steps_equal_parallel, rel_err,
+    Tolerance,
+};
 
 use common::*;
 use seqlab_lm::conformance::check_causal_lm;
 use seqlab_lm::mamba::weights::expected_specs;
 use seqlab_lm::mamba::{MambaDeviceLm, MambaWeights};
-use seqlab_lm::{CausalLm, LogitsMode, MambaConfig, MambaLm};
+use seqlab_lm::{CausalLm, MambaConfig, MambaLm};
 use seqlab_tensor::candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
 /// Largest error allowed, relative to the largest magnitude of the reference tensor.
 const REL_TOL: f32 = 1e-5;
-
-/// max |a − b| / max |b|.
-fn rel_err(what: &str, a: &[f32], b: &[f32]) -> f32 {
-    let scale = b
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()))
-        .max(f32::MIN_POSITIVE);
-    max_abs(what, a, b) / scale
-}
 
 /// The golden prompt followed by its greedy continuation.
 fn golden_sequence(g: &HashMap<String, Tensor>) -> Vec<u32> {
@@ -54,31 +48,14 @@ fn mamba2_prefill_then_step_equals_parallel_forward() {
     let dir = mamba2_golden_dir();
     let g = golden_tensors(&dir);
     let model = MambaLm::load(&dir).unwrap();
-    let v = model.vocab_size();
     let full = golden_sequence(&g);
-    let mut rev = full.clone();
-    rev.reverse();
-    let batch: Vec<u32> = full.iter().chain(&rev).copied().collect();
     let len = full.len();
-    let parallel = f32s(&model.forward(&batch, 2).unwrap());
-    for split in [1, len / 3, len - 1] {
-        let pre: Vec<u32> = [&full[..split], &rev[..split]].concat();
-        let (last, mut st) = model.prefill(&pre, 2, LogitsMode::Last).unwrap();
-        let last = f32s(&last.unwrap());
-        let mut worst = 0f32;
-        for r in 0..2 {
-            let want = &parallel[(r * len + split - 1) * v..][..v];
-            worst = worst.max(rel_err("prefill last", &last[r * v..][..v], want));
-        }
-        for t in split..len {
-            let step = f32s(&model.step(&mut st, &[full[t], rev[t]]).unwrap());
-            for r in 0..2 {
-                let want = &parallel[(r * len + t) * v..][..v];
-                worst = worst.max(rel_err("step", &step[r * v..][..v], want));
-            }
-        }
-        assert!(worst <= REL_TOL, "split {split}: step vs parallel {worst}");
-    }
+    check_steps_equal_parallel(
+        &model,
+        &full,
+        &[1, len / 3, len - 1],
+        Tolerance::Rel(REL_TOL),
+    );
 }
 
 #[test]
@@ -87,23 +64,8 @@ fn mamba2_chunked_prefill_with_state_equals_one_prefill() {
     let g = golden_tensors(&dir);
     let model = MambaLm::load(&dir).unwrap();
     let full = golden_sequence(&g);
-    let (one, s_one) = model.prefill(&full, 1, LogitsMode::Last).unwrap();
-    let mut st = model.new_state(1);
-    let mut last = None;
-    let (a, b) = (2.min(full.len() - 2), full.len() / 2);
-    for chunk in [&full[..a], &full[a..b], &full[b..]] {
-        last = model
-            .forward_with(chunk, 1, Some(&mut st), LogitsMode::Last, false)
-            .unwrap()
-            .logits;
-    }
-    let e = rel_err("chunked", &f32s(&last.unwrap()), &f32s(&one.unwrap()));
-    assert!(e <= REL_TOL, "chunked prefill logits differ by {e}");
-    assert_eq!(st.seqlen, s_one.seqlen);
-    for l in 0..st.ssm.len() {
-        assert!(rel_err("ssm", &st.ssm[l], &s_one.ssm[l]) <= REL_TOL);
-        assert!(rel_err("conv", &st.conv[l], &s_one.conv[l]) <= REL_TOL);
-    }
+    let cuts = (2.min(full.len() - 2), full.len() / 2);
+    check_chunked_prefill_equals_one(&model, &full, cuts, Tolerance::Rel(REL_TOL));
 }
 
 /// The tensor-op recurrent step (the device LM's path) on the CPU equals the CPU fast path.
